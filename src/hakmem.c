@@ -1,0 +1,270 @@
+/*
+ * hakmem.c - the prefixed hak_* API and the slow paths shared with the libc
+ * overrides: tier dispatch, aligned allocation, realloc, usable size, trim.
+ */
+#include "api.h"
+#include "large.h"
+#include "options.h"
+#include "pool/pool.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <string.h>
+
+static void count(enum hak_tier tier, bool alloc)
+{
+    struct hak_thread *t = &hak_thread;
+    if (HAK_LIKELY(t->state == HAK_THREAD_ACTIVE)) {
+        if (alloc)
+            t->counters.allocs[tier]++;
+        else
+            t->counters.frees[tier]++;
+    } else {
+        hak_stats_count_global(tier, alloc);
+    }
+}
+
+static void *tiny_alloc(unsigned cls)
+{
+    struct hak_thread *t = &hak_thread;
+    if (HAK_UNLIKELY(t->state != HAK_THREAD_ACTIVE)) {
+        hak_thread_activate();
+        if (t->state != HAK_THREAD_ACTIVE)
+            return tiny_alloc_orphan(cls);
+    }
+    void *b = t->tiny.head[cls];
+    if (b) {
+        t->tiny.head[cls] = *(void **)b;
+        t->tiny.count[cls]--;
+        return b;
+    }
+    return tiny_alloc_refill(&t->tiny, cls);
+}
+
+/* The smallest power of two >= n (n >= 2). */
+static size_t pow2_ceil(size_t n)
+{
+    return (size_t)1 << (64 - __builtin_clzll(n - 1));
+}
+
+/*
+ * Every allocation off the tiny fast path: `align` is a power of two >= 16.
+ * Aligned tiny and pool requests use a power-of-two class at least as large as
+ * the alignment: such blocks are naturally aligned within their slab or page.
+ */
+static void *alloc_aligned(size_t size, size_t align, bool zero)
+{
+    if (HAK_UNLIKELY(size > HAK_MAX_REQUEST || align > HAK_MAX_REQUEST / 4 ||
+                     !hak_ensure_init())) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *b;
+    enum hak_tier tier;
+    size_t need = align > HAK_ALIGN ? pow2_ceil(size > align ? size : align) : size;
+    int pcls;
+    if (need <= HAK_TINY_MAX) {
+        tier = HAK_TIER_TINY;
+        b = tiny_alloc(tiny_class_of(need));
+    } else if (size <= HAK_POOL_MAX && (pcls = pool_class_for(size, align)) >= 0) {
+        tier = HAK_TIER_POOL;
+        b = pool_alloc((unsigned)pcls);
+    } else {
+        /* Fresh mappings are zero already: large_alloc zeroes only reused ones. */
+        tier = HAK_TIER_LARGE;
+        b = large_alloc(size, align, zero);
+        zero = false;
+    }
+    if (HAK_UNLIKELY(!b)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    count(tier, true);
+    if (zero)
+        memset(b, 0, size);
+    return b;
+}
+
+void *hak_alloc_slow(size_t size)
+{
+    return alloc_aligned(size, HAK_ALIGN, false);
+}
+
+void hak_free_tiny_remote(struct tiny_slab *s, void *p)
+{
+    count(HAK_TIER_TINY, false);
+    tiny_free_remote(s, p);
+}
+
+void hak_free_slow(void *p, enum hak_chunk_kind kind, const char *func)
+{
+    switch (kind) {
+    case HAK_CHUNK_POOL:
+        pool_free(p, func);
+        count(HAK_TIER_POOL, false);
+        return;
+    case HAK_CHUNK_LARGE:
+    case HAK_CHUNK_LARGE_ALIGNED:
+        large_free(p, kind, func);
+        count(HAK_TIER_LARGE, false);
+        return;
+    default:
+        hak_fatal_ptr(func, "invalid pointer", p);
+    }
+}
+
+/* Usable bytes of block p, validating it on behalf of `func`. */
+static size_t usable_size(void *p, enum hak_chunk_kind kind, const char *func)
+{
+    switch (kind) {
+    case HAK_CHUNK_TINY: {
+        struct tiny_slab *s = tiny_slab_of(p);
+        tiny_check_block(s, p, func);
+        return s->stride;
+    }
+    case HAK_CHUNK_POOL:
+        return pool_usable_size(p, func);
+    case HAK_CHUNK_LARGE:
+    case HAK_CHUNK_LARGE_ALIGNED:
+        return large_usable_size(p, kind, func);
+    default:
+        hak_fatal_ptr(func, "invalid pointer", p);
+    }
+}
+
+size_t hak_impl_usable_size(void *p)
+{
+    if (!p)
+        return 0;
+    return usable_size(p, hak_registry_kind(p), "malloc_usable_size");
+}
+
+void *hak_impl_calloc(size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return alloc_aligned(total, HAK_ALIGN, true);
+}
+
+void *hak_impl_realloc(void *p, size_t size)
+{
+    if (!p)
+        return hak_impl_malloc(size);
+    enum hak_chunk_kind kind = hak_registry_kind(p);
+    size_t old = usable_size(p, kind, "realloc");
+    if (size > HAK_MAX_REQUEST) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* Stay put while the block is big enough and not mostly wasted. */
+    if (size <= old && (size >= old / 2 || kind != HAK_CHUNK_LARGE) &&
+        (kind == HAK_CHUNK_TINY || size > HAK_TINY_MAX))
+        return p;
+    if (kind == HAK_CHUNK_LARGE && size > HAK_POOL_MAX) {
+        void *q = large_realloc(p, size);
+        if (!q)
+            errno = ENOMEM;
+        return q;
+    }
+    void *q = hak_impl_malloc(size);
+    if (!q)
+        return NULL;
+    memcpy(q, p, size < old ? size : old);
+    hak_impl_free(p);
+    return q;
+}
+
+void *hak_impl_reallocarray(void *p, size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return hak_impl_realloc(p, total);
+}
+
+static bool is_pow2(size_t a)
+{
+    return a && !(a & (a - 1));
+}
+
+int hak_impl_posix_memalign(void **out, size_t align, size_t size)
+{
+    if (!is_pow2(align) || align % sizeof(void *))
+        return EINVAL;
+    int saved = errno;
+    void *p = alloc_aligned(size, align < HAK_ALIGN ? HAK_ALIGN : align, false);
+    errno = saved;
+    if (!p)
+        return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+void *hak_impl_aligned_alloc(size_t align, size_t size)
+{
+    if (!is_pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return alloc_aligned(size, align < HAK_ALIGN ? HAK_ALIGN : align, false);
+}
+
+void *hak_impl_memalign(size_t align, size_t size)
+{
+    /* As glibc: a non-power-of-two alignment is rounded up to one. */
+    if (align <= HAK_ALIGN)
+        align = HAK_ALIGN;
+    else if (!is_pow2(align)) {
+        if (align > HAK_MAX_REQUEST / 2) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        align = pow2_ceil(align);
+    }
+    return alloc_aligned(size, align, false);
+}
+
+void *hak_impl_valloc(size_t size)
+{
+    return alloc_aligned(size, HAK_PAGE_SIZE, false);
+}
+
+void *hak_impl_pvalloc(size_t size)
+{
+    if (size > HAK_MAX_REQUEST) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return alloc_aligned(hak_align_up(size ? size : 1, HAK_PAGE_SIZE), HAK_PAGE_SIZE, false);
+}
+
+/* ---- the hak_* API ---- */
+
+void *hak_malloc(size_t size) { return hak_impl_malloc(size); }
+void hak_free(void *p) { hak_impl_free(p); }
+void *hak_calloc(size_t n, size_t size) { return hak_impl_calloc(n, size); }
+void *hak_realloc(void *p, size_t size) { return hak_impl_realloc(p, size); }
+void *hak_reallocarray(void *p, size_t n, size_t size) { return hak_impl_reallocarray(p, n, size); }
+int hak_posix_memalign(void **out, size_t align, size_t size)
+{
+    return hak_impl_posix_memalign(out, align, size);
+}
+void *hak_aligned_alloc(size_t align, size_t size) { return hak_impl_aligned_alloc(align, size); }
+void *hak_memalign(size_t align, size_t size) { return hak_impl_memalign(align, size); }
+void *hak_valloc(size_t size) { return hak_impl_valloc(size); }
+void *hak_pvalloc(size_t size) { return hak_impl_pvalloc(size); }
+size_t hak_malloc_usable_size(void *p) { return hak_impl_usable_size(p); }
+const char *hak_version(void) { return HAKMEM_VERSION_STRING; }
+
+int hak_trim(void)
+{
+    if (!__atomic_load_n(&hak_ready, __ATOMIC_ACQUIRE))
+        return 0;
+    size_t bytes = large_trim() + pool_trim() + tiny_trim();
+    return bytes > 0;
+}

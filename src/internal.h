@@ -1,0 +1,73 @@
+/*
+ * internal.h - constants and helpers shared by every part of hakmem.
+ *
+ * Each tier boundary and layout constant is defined here exactly once; the
+ * tiers derive everything else (capacities, strides, class tables) from these.
+ */
+#ifndef HAKMEM_INTERNAL_H
+#define HAKMEM_INTERNAL_H
+
+/* configure's results (and _GNU_SOURCE): every source includes this header
+ * before any system header. */
+#include <config.h>
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define HAK_HIDDEN __attribute__((visibility("hidden")))
+#define HAK_LIKELY(x) __builtin_expect(!!(x), 1)
+#define HAK_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define HAK_NOINLINE __attribute__((noinline))
+#define HAK_INLINE static inline __attribute__((always_inline))
+
+/* Every mapping the allocator makes is a whole number of 2 MiB chunks, aligned
+ * to 2 MiB, so that p >> HAK_CHUNK_SHIFT indexes the chunk registry. */
+#define HAK_CHUNK_SHIFT 21
+#define HAK_CHUNK_SIZE ((size_t)1 << HAK_CHUNK_SHIFT)
+#define HAK_CHUNK_MASK (HAK_CHUNK_SIZE - 1)
+
+/* Minimum alignment of every block (alignof(max_align_t) on x86-64). */
+#define HAK_ALIGN 16
+
+/* Tier boundaries: tiny serves 0 .. HAK_TINY_MAX bytes, pool serves
+ * HAK_TINY_MAX+1 .. HAK_POOL_MAX, large everything above. */
+#define HAK_TINY_MAX 1024
+#define HAK_POOL_MAX (52 * 1024)
+
+/* Largest request any function accepts (larger fails with ENOMEM), as glibc. */
+#define HAK_MAX_REQUEST ((size_t)PTRDIFF_MAX)
+
+/* The page size hakmem assumes for valloc and purging (x86-64, checked at init). */
+#define HAK_PAGE_SIZE 4096
+
+HAK_INLINE uintptr_t hak_chunk_base(const void *p)
+{
+    return (uintptr_t)p & ~(uintptr_t)HAK_CHUNK_MASK;
+}
+
+HAK_INLINE size_t hak_align_up(size_t n, size_t a)
+{
+    return (n + a - 1) & ~(a - 1);
+}
+
+/* Reports misuse of the API (`hakmem: free(): invalid pointer 0x...`) and
+ * aborts; never returns. */
+HAK_HIDDEN __attribute__((noreturn, cold)) void hak_fatal_ptr(const char *func, const char *what,
+                                                              const void *p);
+/* Reports an internal inconsistency and aborts. */
+HAK_HIDDEN __attribute__((noreturn, cold)) void hak_fatal(const char *fmt, ...);
+/* One-line warning on stderr, prefixed with "hakmem: ". */
+HAK_HIDDEN void hak_warn(const char *fmt, ...);
+
+#ifdef HAKMEM_DEBUG
+#define HAK_DEBUG_CHECK(cond, ...)                                                  \
+    do {                                                                           \
+        if (HAK_UNLIKELY(!(cond)))                                                 \
+            hak_fatal(__VA_ARGS__);                                                \
+    } while (0)
+#else
+#define HAK_DEBUG_CHECK(cond, ...) ((void)0)
+#endif
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * lifecycle.h - process and thread life: lazy initialization, the per-thread
+ * state in initial-exec TLS, thread exit and fork().
+ */
+#ifndef HAKMEM_LIFECYCLE_H
+#define HAKMEM_LIFECYCLE_H
+
+#include "internal.h"
+#include "stats.h"
+#include "tiny/tiny.h"
+#ifdef HAKMEM_POOL_TLS
+#include "pool/pool_tls.h"
+#endif
+
+enum hak_thread_state {
+    HAK_THREAD_NEW = 0,  /* no allocation yet: TLS is all zero */
+    HAK_THREAD_ACTIVE,   /* caches in use; an exit destructor is registered */
+    HAK_THREAD_DEAD,     /* exit destructor ran: caches are gone for good */
+};
+
+struct hak_thread {
+    struct tiny_cache tiny;
+#ifdef HAKMEM_POOL_TLS
+    struct pool_cache pool;
+#endif
+    struct hak_counters counters;
+    uint8_t state;
+};
+
+extern HAK_HIDDEN __thread struct hak_thread hak_thread
+    __attribute__((tls_model("initial-exec")));
+
+extern HAK_HIDDEN _Atomic int hak_ready;
+
+/* Initializes the process-wide state once; false if that failed (no memory). */
+HAK_HIDDEN bool hak_init_slow(void);
+
+HAK_INLINE bool hak_ensure_init(void)
+{
+    return HAK_LIKELY(__atomic_load_n(&hak_ready, __ATOMIC_ACQUIRE)) || hak_init_slow();
+}
+
+/* Moves the calling thread from NEW to ACTIVE (registers its exit hook). */
+HAK_HIDDEN void hak_thread_activate(void);
+
+#endif

@@ -1,0 +1,89 @@
+/*
+ * os.c - the kernel interface: chunk-aligned mmap, munmap, mremap and madvise.
+ */
+#include "os.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0
+#endif
+
+void *hak_os_map(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    hak_stats_count_mmap();
+    return p;
+}
+
+/* Over-maps by one chunk, then trims the misaligned head and the tail. */
+void *hak_os_map_chunks(size_t size)
+{
+    /* Try the exact size first: the kernel often places it aligned already. */
+    char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (((uintptr_t)p & HAK_CHUNK_MASK) == 0) {
+        hak_stats_count_mmap();
+        return p;
+    }
+    munmap(p, size);
+    if (size > SIZE_MAX - HAK_CHUNK_SIZE)
+        return NULL;
+    size_t over = size + HAK_CHUNK_SIZE;
+    p = mmap(NULL, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    char *aligned = (char *)hak_align_up((uintptr_t)p, HAK_CHUNK_SIZE);
+    size_t head = (size_t)(aligned - p);
+    if (head)
+        munmap(p, head);
+    size_t tail = over - head - size;
+    if (tail)
+        munmap(aligned + size, tail);
+    hak_stats_count_mmap();
+    return aligned;
+}
+
+void hak_os_unmap(void *p, size_t size)
+{
+    int saved = errno;
+    munmap(p, size);
+    hak_stats_count_munmap();
+    errno = saved;
+}
+
+void hak_os_purge(void *p, size_t size)
+{
+    int saved = errno;
+    madvise(p, size, MADV_DONTNEED);
+    errno = saved;
+}
+
+void *hak_os_remap_chunks(void *p, size_t old_size, size_t new_size)
+{
+    int saved = errno;
+    /* In place first: shrinking always works, growing if the range is free. */
+    void *q = mremap(p, old_size, new_size, 0);
+    if (q != MAP_FAILED)
+        return q;
+    /* Reserve an aligned destination, then let the kernel move the pages
+     * there without copying them. */
+    void *dst = hak_os_map_chunks(new_size);
+    if (!dst) {
+        errno = saved;
+        return NULL;
+    }
+    q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+    if (q == MAP_FAILED) {
+        hak_os_unmap(dst, new_size);
+        errno = saved;
+        return NULL;
+    }
+    errno = saved;
+    return q;
+}

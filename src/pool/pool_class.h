@@ -1,0 +1,31 @@
+/*
+ * pool_class.h - the pool tier's size classes (HAK_TINY_MAX+1 .. HAK_POOL_MAX)
+ * and the page length of each.
+ *
+ * Four classes per power of two, every one a multiple of 256, capped by
+ * HAK_POOL_MAX itself.  The powers of two (2048 ... 32768) are classes, so
+ * memalign up to a page can be served from a 4 KiB aligned pool page.
+ */
+#ifndef HAKMEM_POOL_CLASS_H
+#define HAKMEM_POOL_CLASS_H
+
+#include "internal.h"
+
+#define POOL_NUM_CLASSES 23
+#define POOL_CLASS_GRAIN 256
+
+extern HAK_HIDDEN const uint32_t pool_class_size[POOL_NUM_CLASSES];
+/* Units (64 KiB each) per pool page of each class: filled at init as the
+ * smallest of 1, 2, 4, 8 whose tail waste is at most 1/8 of the page. */
+extern HAK_HIDDEN uint8_t pool_class_units[POOL_NUM_CLASSES];
+/* pool_class_of_index[(size - 1) / POOL_CLASS_GRAIN] is the class of `size`. */
+extern HAK_HIDDEN uint8_t pool_class_of_index[HAK_POOL_MAX / POOL_CLASS_GRAIN];
+
+HAK_HIDDEN void pool_size_class_init(void);
+
+HAK_INLINE unsigned pool_class_of(size_t size)
+{
+    return pool_class_of_index[(size - 1) / POOL_CLASS_GRAIN];
+}
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * registry.c - reservation and update of the chunk registry.
+ */
+#include "registry.h"
+
+#include <sys/mman.h>
+
+unsigned char *hak_registry;
+
+bool hak_registry_init(void)
+{
+    if (hak_registry)
+        return true;
+    void *p = mmap(NULL, HAK_REGISTRY_ENTRIES, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return false;
+    hak_registry = p;
+    return true;
+}
+
+void hak_registry_set(const void *p, size_t size, enum hak_chunk_kind first,
+                      enum hak_chunk_kind rest)
+{
+    uintptr_t i = (uintptr_t)p >> HAK_CHUNK_SHIFT;
+    uintptr_t n = size >> HAK_CHUNK_SHIFT;
+    if (i + n > HAK_REGISTRY_ENTRIES)
+        hak_fatal("chunk %p outside the registry", p);
+    for (uintptr_t k = 0; k < n; k++)
+        __atomic_store_n(&hak_registry[i + k], (unsigned char)(k ? rest : first),
+                         __ATOMIC_RELEASE);
+}

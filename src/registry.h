@@ -1,0 +1,43 @@
+/*
+ * registry.h - the chunk registry: one byte per 2 MiB of address space saying
+ * which tier owns that chunk.  One load answers "is this pointer ours?".
+ */
+#ifndef HAKMEM_REGISTRY_H
+#define HAKMEM_REGISTRY_H
+
+#include "internal.h"
+
+/* What a chunk holds. */
+enum hak_chunk_kind {
+    HAK_CHUNK_NONE = 0,        /* not ours */
+    HAK_CHUNK_TINY = 1,        /* a tiny-tier superslab */
+    HAK_CHUNK_POOL = 2,        /* a pool-tier chunk */
+    HAK_CHUNK_LARGE = 3,       /* first chunk of a large block; header at its base */
+    HAK_CHUNK_LARGE_TAIL = 4,  /* any later chunk of a large block */
+    HAK_CHUNK_LARGE_ALIGNED = 5 /* first user chunk of a block aligned to >= 2 MiB;
+                                   header just below the block */
+};
+
+/* User space addresses on x86-64 fit in 47 bits. */
+#define HAK_REGISTRY_ADDR_BITS 47
+#define HAK_REGISTRY_ENTRIES ((size_t)1 << (HAK_REGISTRY_ADDR_BITS - HAK_CHUNK_SHIFT))
+
+extern HAK_HIDDEN unsigned char *hak_registry;
+
+/* Reserves the registry (MAP_NORESERVE: only touched pages cost memory).
+ * Returns false if even that fails. */
+HAK_HIDDEN bool hak_registry_init(void);
+
+/* Marks [p, p + size) (chunk aligned) as `kind`. */
+HAK_HIDDEN void hak_registry_set(const void *p, size_t size, enum hak_chunk_kind first,
+                                 enum hak_chunk_kind rest);
+
+HAK_INLINE enum hak_chunk_kind hak_registry_kind(const void *p)
+{
+    uintptr_t i = (uintptr_t)p >> HAK_CHUNK_SHIFT;
+    if (HAK_UNLIKELY(i >= HAK_REGISTRY_ENTRIES || !hak_registry))
+        return HAK_CHUNK_NONE;
+    return (enum hak_chunk_kind)__atomic_load_n(&hak_registry[i], __ATOMIC_RELAXED);
+}
+
+#endif
