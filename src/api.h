@@ -7,14 +7,15 @@
 #define HAKMEM_API_H
 
 #include "internal.h"
+#include "freelist.h"
 #include "lifecycle.h"
 #include "registry.h"
 #include "tiny/tiny.h"
 
-/* Slow paths (hakmem.c). */
+/* Slow paths (hakmem.c): everything the inline fast paths do not finish.
+ * hak_free_slow does the whole of free() for any pointer, with every check. */
 HAK_HIDDEN void *hak_alloc_slow(size_t size);
-HAK_HIDDEN void hak_free_slow(void *p, enum hak_chunk_kind kind, const char *func);
-HAK_HIDDEN void hak_free_tiny_remote(struct tiny_slab *s, void *p);
+HAK_HIDDEN void hak_free_slow(void *p);
 HAK_HIDDEN void *hak_impl_calloc(size_t n, size_t size);
 HAK_HIDDEN void *hak_impl_realloc(void *p, size_t size);
 HAK_HIDDEN void *hak_impl_reallocarray(void *p, size_t n, size_t size);
@@ -25,7 +26,43 @@ HAK_HIDDEN void *hak_impl_valloc(size_t size);
 HAK_HIDDEN void *hak_impl_pvalloc(size_t size);
 HAK_HIDDEN size_t hak_impl_usable_size(void *p);
 
-/* malloc: pop the thread's tiny cache, or take the slow path. */
+/* Whether a decoded cache link can be followed without a full check: it
+ * stays in the same 64 KiB slab as the block it came from and is aligned
+ * (the common case: blocks carved in a row).  Otherwise tiny_check_link
+ * decides, so a corrupted link aborts instead of handing out foreign memory. */
+HAK_INLINE bool tiny_link_is_near(const void *b, const void *next)
+{
+    return !((((uintptr_t)next ^ (uintptr_t)b) >> TINY_SLAB_SHIFT) |
+             ((uintptr_t)next & (HAK_ALIGN - 1)));
+}
+
+/* Pops block b, the head of the cache list of class cls, checking its link. */
+HAK_INLINE void *tiny_cache_pop(struct tiny_cache *c, unsigned cls, void *b)
+{
+    void *next = hak_link_get(b);
+    if (HAK_UNLIKELY(!tiny_link_is_near(b, next)))
+        tiny_check_link(next, cls);
+    c->head[cls] = next;
+    c->count[cls]--;
+    hak_block_unmark(b);
+    return b;
+}
+
+/* Pushes block p of slab s, owned by the caller, onto the thread's cache;
+ * past the cap half the cache goes back to the slabs. */
+HAK_INLINE void tiny_cache_push(struct hak_thread *t, struct tiny_slab *s, void *p)
+{
+    unsigned cls = s->cls;
+    hak_link_set(p, t->tiny.head[cls]);
+    t->tiny.head[cls] = p;
+    t->counters.frees[HAK_TIER_TINY]++;
+    if (HAK_UNLIKELY(++t->tiny.count[cls] > tiny_cache_cap[cls]))
+        tiny_cache_flush(&t->tiny, cls, tiny_cache_cap[cls] / 2u);
+}
+
+/* malloc: pop the thread's tiny cache, or take the slow path.  Nothing here
+ * calls a function except in tail position, so the fast path needs no
+ * stack frame. */
 HAK_INLINE void *hak_impl_malloc(size_t size)
 {
     if (HAK_LIKELY(size <= HAK_TINY_MAX)) {
@@ -33,40 +70,39 @@ HAK_INLINE void *hak_impl_malloc(size_t size)
         unsigned cls = tiny_class_of(size);
         void *b = t->tiny.head[cls];
         if (HAK_LIKELY(b)) {
-            t->tiny.head[cls] = *(void **)b;
-            t->tiny.count[cls]--;
-            t->counters.allocs[HAK_TIER_TINY]++;
-            return b;
+            void *next = hak_link_get(b);
+            if (HAK_LIKELY(tiny_link_is_near(b, next))) {
+                t->tiny.head[cls] = next;
+                t->tiny.count[cls]--;
+                hak_block_unmark(b);
+                t->counters.allocs[HAK_TIER_TINY]++;
+                HAK_VG_MALLOC(b, size, 0);
+                return b;
+            }
         }
     }
     return hak_alloc_slow(size);
 }
 
-/* free: one registry load finds the tier; a tiny block of a slab the caller
- * owns goes onto the caller's cache. */
+/* free: one registry load finds the tier; a valid tiny block without the
+ * free mark, of a slab the caller owns, goes onto the caller's cache.  Any
+ * other case (NULL, other tiers, remote frees, suspected double frees,
+ * invalid pointers) is handled, and reported, by hak_free_slow. */
 HAK_INLINE void hak_impl_free(void *p)
 {
-    if (HAK_UNLIKELY(!p))
-        return;
-    enum hak_chunk_kind kind = hak_registry_kind(p);
-    if (HAK_LIKELY(kind == HAK_CHUNK_TINY)) {
+    if (p)
+        HAK_VG_FREE(p);
+    if (HAK_LIKELY(hak_registry_kind(p) == HAK_CHUNK_TINY)) {
         struct tiny_slab *s = tiny_slab_of(p);
-        tiny_check_block(s, p, "free");
         struct hak_thread *t = &hak_thread;
         struct tiny_heap *h = t->tiny.heap;
-        if (HAK_LIKELY(h && atomic_load_explicit(&s->owner, memory_order_relaxed) == h)) {
-            unsigned cls = s->cls;
-            *(void **)p = t->tiny.head[cls];
-            t->tiny.head[cls] = p;
-            t->counters.frees[HAK_TIER_TINY]++;
-            if (HAK_UNLIKELY(++t->tiny.count[cls] > tiny_cache_cap[cls]))
-                tiny_cache_flush(&t->tiny, cls, tiny_cache_cap[cls] / 2u);
+        if (HAK_LIKELY(tiny_is_block(s, p) && !hak_block_marked_free(p) && h &&
+                       atomic_load_explicit(&s->owner, memory_order_relaxed) == h)) {
+            tiny_cache_push(t, s, p);
             return;
         }
-        hak_free_tiny_remote(s, p);
-        return;
     }
-    hak_free_slow(p, kind, "free");
+    hak_free_slow(p);
 }
 
 #endif

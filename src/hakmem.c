@@ -33,11 +33,8 @@ static void *tiny_alloc(unsigned cls)
             return tiny_alloc_orphan(cls);
     }
     void *b = t->tiny.head[cls];
-    if (b) {
-        t->tiny.head[cls] = *(void **)b;
-        t->tiny.count[cls]--;
-        return b;
-    }
+    if (b)
+        return tiny_cache_pop(&t->tiny, cls, b);
     return tiny_alloc_refill(&t->tiny, cls);
 }
 
@@ -80,6 +77,7 @@ static void *alloc_aligned(size_t size, size_t align, bool zero)
         return NULL;
     }
     count(tier, true);
+    HAK_VG_MALLOC(b, size, zero);
     if (zero)
         memset(b, 0, size);
     return b;
@@ -90,26 +88,38 @@ void *hak_alloc_slow(size_t size)
     return alloc_aligned(size, HAK_ALIGN, false);
 }
 
-void hak_free_tiny_remote(struct tiny_slab *s, void *p)
+void hak_free_slow(void *p)
 {
-    count(HAK_TIER_TINY, false);
-    tiny_free_remote(s, p);
-}
-
-void hak_free_slow(void *p, enum hak_chunk_kind kind, const char *func)
-{
+    if (!p)
+        return;
+    enum hak_chunk_kind kind = hak_registry_kind(p);
     switch (kind) {
+    case HAK_CHUNK_TINY: {
+        struct tiny_slab *s = tiny_slab_of(p);
+        tiny_check_block(s, p, "free");
+        struct hak_thread *t = &hak_thread;
+        if (hak_block_marked_free(p))
+            tiny_check_double_free(&t->tiny, s, p);
+        struct tiny_heap *h = t->tiny.heap;
+        if (h && atomic_load_explicit(&s->owner, memory_order_relaxed) == h) {
+            tiny_cache_push(t, s, p);
+        } else {
+            count(HAK_TIER_TINY, false);
+            tiny_free_remote(s, p);
+        }
+        return;
+    }
     case HAK_CHUNK_POOL:
-        pool_free(p, func);
+        pool_free(p, "free");
         count(HAK_TIER_POOL, false);
         return;
     case HAK_CHUNK_LARGE:
     case HAK_CHUNK_LARGE_ALIGNED:
-        large_free(p, kind, func);
+        large_free(p, kind, "free");
         count(HAK_TIER_LARGE, false);
         return;
     default:
-        hak_fatal_ptr(func, "invalid pointer", p);
+        hak_fatal_ptr("free", "invalid pointer", p);
     }
 }
 

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #define LARGE_MAGIC 0x68616b4c41524745ull /* "hakLARGE" */
+#define LARGE_FREED 0x68616b4652454544ull /* "hakFREED": the block was freed */
 #define LARGE_HEADER 64
 #define LARGE_CACHE_SLOTS 64
 
@@ -160,7 +161,8 @@ static struct large_header *header_of(void *p, enum hak_chunk_kind kind, const c
     else
         hak_fatal_ptr(func, "invalid pointer", p);
     if (HAK_UNLIKELY(h->magic != LARGE_MAGIC || h->user != p))
-        hak_fatal_ptr(func, "invalid pointer", p);
+        hak_fatal_ptr(func, h->magic == LARGE_FREED && h->user == p ? "double free"
+                                                                     : "invalid pointer", p);
     return h;
 }
 
@@ -170,7 +172,7 @@ void large_free(void *p, enum hak_chunk_kind kind, const char *func)
     char *map = h->map;
     size_t map_size = h->map_size;
     bool cacheable = kind == HAK_CHUNK_LARGE;
-    h->magic = 0; /* a second free of p now fails the magic check */
+    h->magic = LARGE_FREED; /* a second free of p fails the magic check */
     if (cacheable) {
         /* Cached mappings stay registered as large: a stale free of the old
          * block still finds a header with no magic and aborts. */

@@ -4,6 +4,7 @@
  * its class's lock.  Without Pool TLS every pool malloc and free comes here.
  */
 #include "pool/pool.h"
+#include "freelist.h"
 #include "lifecycle.h"
 #include "options.h"
 #include "os.h"
@@ -131,7 +132,7 @@ static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
     char *base = unit_addr(c, first);
     pg->start = base + (first == 0 ? POOL_CHUNK_HEADER : 0);
     pg->stride = pool_class_size[cls];
-    pg->recip = (uint32_t)((((uint64_t)1 << 32) + pg->stride - 1) / pg->stride);
+    pg->div_magic = hak_div_magic(pg->stride);
     pg->capacity = (uint32_t)((size_t)(base + ((size_t)units << POOL_UNIT_SHIFT) - pg->start) /
                               pg->stride);
     pg->carved = 0;
@@ -181,9 +182,9 @@ struct pool_page *pool_page_of(void *p, const char *func)
         st = atomic_load_explicit(&pg->state, memory_order_acquire);
     }
     uintptr_t off = (uintptr_t)p - (uintptr_t)pg->start;
-    uint32_t idx = (uint32_t)(((uint64_t)(uint32_t)off * pg->recip) >> 32);
     if (HAK_UNLIKELY(st == POOL_UNIT_FREE || st == POOL_UNIT_TAIL || st == POOL_PAGE_EMPTY ||
-                     off >= (uintptr_t)pg->capacity * pg->stride || idx * pg->stride != off))
+                     off >= (uintptr_t)pg->capacity * pg->stride ||
+                     !hak_divisible((uint32_t)off, pg->div_magic)))
         hak_fatal_ptr(func, "invalid pointer", p);
     return pg;
 }
@@ -228,8 +229,10 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list, struct pool
         }
         while (got < want && pg->free) {
             void *b = pg->free;
-            pg->free = *(void **)b;
-            *(void **)b = *list;
+            pg->free = hak_link_get(b);
+            if (HAK_UNLIKELY(pg->free && pool_page_of(pg->free, "malloc") != pg))
+                hak_fatal("malloc(): corrupted free list of pool page %p", (void *)pg->start);
+            hak_link_set(b, *list);
             *list = b;
             got++;
             pg->used++;
@@ -237,7 +240,7 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list, struct pool
         while (got < want && pg->carved < pg->capacity) {
             char *b = pg->start + (size_t)pg->carved++ * pg->stride;
             HAK_DEBUG_CHECK(pool_page_of(b, "carve") == pg, "carve %p outside page", (void *)b);
-            *(void **)b = *list;
+            hak_link_set(b, *list);
             *list = b;
             got++;
             pg->used++;
@@ -254,7 +257,7 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list, struct pool
 /* Returns one block to its page (class lock held). */
 static void page_put(struct pool_class_state *cs, struct pool_page *pg, void *b)
 {
-    *(void **)b = pg->free;
+    hak_link_set(b, pg->free);
     pg->free = b;
     pg->used--;
     if (atomic_load_explicit(&pg->state, memory_order_relaxed) == POOL_PAGE_FULL)
@@ -276,9 +279,35 @@ void pool_central_put(unsigned cls, void *list, uint32_t n)
     pthread_mutex_lock(&cs->lock);
     while (n--) {
         void *b = list;
-        list = *(void **)b;
+        list = hak_link_get(b);
         page_put(cs, pool_page_of(b, "free"), b);
     }
+    pthread_mutex_unlock(&cs->lock);
+}
+
+/* Whether list holds b, looking at `limit` blocks at most. */
+static bool list_holds(void *list, void *b, uint32_t limit)
+{
+    for (; list && limit; list = hak_link_get(list), limit--)
+        if (list == b)
+            return true;
+    return false;
+}
+
+/* With the class lock held: aborts if p is on its page's free list or on the
+ * given cache list. */
+static void pool_check_double_free_locked(struct pool_page *pg, void *p, void *cache,
+                                          uint32_t cache_count)
+{
+    if (list_holds(pg->free, p, pg->capacity) || list_holds(cache, p, cache_count + 1))
+        hak_fatal_ptr("free", "double free", p);
+}
+
+void pool_check_double_free(struct pool_page *pg, void *p, void *cache, uint32_t cache_count)
+{
+    struct pool_class_state *cs = &classes[pg->cls];
+    pthread_mutex_lock(&cs->lock);
+    pool_check_double_free_locked(pg, p, cache, cache_count);
     pthread_mutex_unlock(&cs->lock);
 }
 
@@ -293,6 +322,8 @@ void *pool_alloc(unsigned cls)
 {
     void *b = NULL;
     pool_central_take(cls, 1, &b, NULL);
+    if (b)
+        hak_block_unmark(b);
     if (hak_opt.pool_trace)
         hak_warn("pool: alloc %p class=%u size=%u", b, cls, pool_class_size[cls]);
     return b;
@@ -306,6 +337,8 @@ void pool_free(void *p, const char *func)
         hak_warn("pool: free %p class=%u", p, cls);
     struct pool_class_state *cs = &classes[cls];
     pthread_mutex_lock(&cs->lock);
+    if (HAK_UNLIKELY(hak_block_marked_free(p)))
+        pool_check_double_free_locked(pg, p, NULL, 0);
     page_put(cs, pg, p);
     pthread_mutex_unlock(&cs->lock);
 }

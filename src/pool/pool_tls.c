@@ -8,6 +8,7 @@
  * allocated it; past the cap half the cache goes back in one locked step.
  */
 #include "pool/pool_tls.h"
+#include "freelist.h"
 #include "lifecycle.h"
 #include "options.h"
 
@@ -15,6 +16,8 @@ static void *shared_alloc(unsigned cls)
 {
     void *b = NULL;
     pool_central_take(cls, 1, &b, NULL);
+    if (b)
+        hak_block_unmark(b);
     return b;
 }
 
@@ -36,8 +39,12 @@ void *pool_alloc(unsigned cls)
         if (hak_opt.pool_trace)
             hak_warn("pool: refill class=%u blocks=%u", cls, n);
     }
-    c->head[cls] = *(void **)b;
+    void *next = hak_link_get(b);
+    if (HAK_UNLIKELY(next && pool_page_of(next, "malloc")->cls != cls))
+        hak_fatal("malloc(): corrupted free list (link to %p)", next);
+    c->head[cls] = next;
     c->count[cls]--;
+    hak_block_unmark(b);
     return b;
 }
 
@@ -49,8 +56,8 @@ static void cache_flush(struct pool_cache *c, unsigned cls, uint32_t n)
     void *list = c->head[cls];
     void *b = list;
     for (uint32_t k = 1; k < n; k++)
-        b = *(void **)b;
-    c->head[cls] = *(void **)b;
+        b = hak_link_get(b);
+    c->head[cls] = hak_link_get(b);
     c->count[cls] -= n;
     pool_central_put(cls, list, n);
 }
@@ -60,13 +67,15 @@ void pool_free(void *p, const char *func)
     struct pool_page *pg = pool_page_of(p, func);
     unsigned cls = pg->cls;
     struct hak_thread *t = &hak_thread;
+    struct pool_cache *c = &t->pool;
+    if (HAK_UNLIKELY(hak_block_marked_free(p)))
+        pool_check_double_free(pg, p, c->head[cls], c->count[cls]);
     if (HAK_UNLIKELY(t->state != HAK_THREAD_ACTIVE)) {
-        *(void **)p = NULL;
+        hak_link_set(p, NULL);
         pool_central_put(cls, p, 1);
         return;
     }
-    struct pool_cache *c = &t->pool;
-    *(void **)p = c->head[cls];
+    hak_link_set(p, c->head[cls]);
     c->head[cls] = p;
     if (HAK_UNLIKELY(++c->count[cls] > pool_cache_cap(cls)))
         cache_flush(c, cls, c->count[cls] / 2);

@@ -43,10 +43,11 @@ struct tiny_slab {
     /* Owner-only fields. */
     void *free;             /* blocks returned by the owner's cache */
     char *start;            /* first block */
+    uint64_t div_magic;     /* hak_div_magic(stride) */
     uint32_t stride;        /* == tiny_class_size[cls]: the one stride */
-    uint32_t recip;         /* ceil(2^32 / stride): offset / stride by multiply */
     uint32_t capacity;      /* blocks that fit in the slab's usable bytes */
     uint32_t carved;        /* blocks carved so far from the unused tail */
+    uint32_t carved_end;    /* carved * stride: offsets below it are blocks */
     uint32_t used;          /* blocks outside the slab: in caches or in use */
     uint8_t cls;
     uint8_t state;          /* enum tiny_slab_state */

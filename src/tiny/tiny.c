@@ -3,8 +3,10 @@
  * abandonment and adoption of slabs.
  */
 #include "tiny/tiny.h"
+#include "freelist.h"
 #include "options.h"
 #include "os.h"
+#include "registry.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -123,13 +125,14 @@ static uint32_t slab_collect_remote(struct tiny_slab *s)
     void *list = atomic_exchange_explicit(&s->remote, NULL, memory_order_acquire);
     uint32_t n = 0;
     void *last = NULL;
-    for (void *b = list; b; b = *(void **)b) {
-        HAK_DEBUG_CHECK(tiny_slab_of(b) == s, "remote block %p not in slab %p", b, (void *)s);
+    for (void *b = list; b; b = hak_link_get(b)) {
+        if (HAK_UNLIKELY(tiny_slab_of(b) != s))
+            hak_fatal("free(): corrupted remote free list of slab %p (block %p)", s->start, b);
         last = b;
         n++;
     }
     if (last) {
-        *(void **)last = s->free;
+        hak_link_set(last, s->free);
         s->free = list;
         s->used -= n;
     }
@@ -153,9 +156,10 @@ static uint32_t slab_take(struct tiny_slab *s, uint32_t want, void **list)
         slab_collect_remote(s);
     while (got < want && s->free) {
         void *b = s->free;
-        HAK_DEBUG_CHECK(tiny_slab_of(b) == s, "free-list block %p outside slab %p", b, (void *)s);
-        s->free = *(void **)b;
-        *(void **)b = *list;
+        s->free = hak_link_get(b);
+        if (HAK_UNLIKELY(s->free && tiny_slab_of(s->free) != s))
+            hak_fatal("malloc(): corrupted free list of slab %p (block %p)", s->start, b);
+        hak_link_set(b, *list);
         *list = b;
         got++;
     }
@@ -171,14 +175,15 @@ static uint32_t slab_take(struct tiny_slab *s, uint32_t want, void **list)
                                 tiny_superslab_of(s), s) + 1) << TINY_SLAB_SHIFT),
                         "carve past the end of slab %p", (void *)s);
         char *b = first + (size_t)(carve - 1) * s->stride;
-        *(void **)b = *list;
+        hak_link_set(b, *list);
         for (uint32_t k = 1; k < carve; k++) {
             char *prev = b - s->stride;
-            *(void **)prev = b;
+            hak_link_set(prev, b);
             b = prev;
         }
         *list = first;
         s->carved += carve;
+        s->carved_end = s->carved * s->stride;
         got += carve;
     }
     s->used += got;
@@ -265,8 +270,9 @@ static void *refill_from_heap(struct tiny_cache *c, struct tiny_heap *h, unsigne
     if (!list)
         return NULL;
     void *b = list;
-    c->head[cls] = *(void **)b;
+    c->head[cls] = hak_link_get(b);
     c->count[cls] = got - 1;
+    hak_block_unmark(b);
     return b;
 }
 
@@ -285,8 +291,9 @@ void *tiny_alloc_orphan(unsigned cls)
     pthread_mutex_lock(&orphan_lock);
     void *b = orphan_cache.head[cls];
     if (b) {
-        orphan_cache.head[cls] = *(void **)b;
+        orphan_cache.head[cls] = hak_link_get(b);
         orphan_cache.count[cls]--;
+        hak_block_unmark(b);
     } else {
         b = tiny_alloc_refill(&orphan_cache, cls);
     }
@@ -298,7 +305,7 @@ void *tiny_alloc_orphan(unsigned cls)
 static void slab_put_local(struct tiny_heap *h, void *b)
 {
     struct tiny_slab *s = tiny_slab_of(b);
-    *(void **)b = s->free;
+    hak_link_set(b, s->free);
     s->free = b;
     s->used--;
     unsigned cls = s->cls;
@@ -318,7 +325,7 @@ void tiny_cache_flush(struct tiny_cache *c, unsigned cls, uint32_t keep)
     struct tiny_heap *h = c->heap;
     while (c->count[cls] > keep) {
         void *b = c->head[cls];
-        c->head[cls] = *(void **)b;
+        c->head[cls] = hak_link_get(b);
         c->count[cls]--;
         slab_put_local(h, b);
     }
@@ -328,7 +335,7 @@ void tiny_free_remote(struct tiny_slab *s, void *p)
 {
     void *head = atomic_load_explicit(&s->remote, memory_order_relaxed);
     do {
-        *(void **)p = head;
+        hak_link_set(p, head);
     } while (!atomic_compare_exchange_weak_explicit(&s->remote, &head, p, memory_order_release,
                                                     memory_order_relaxed));
 }
@@ -397,6 +404,35 @@ size_t tiny_trim(void)
         pthread_mutex_unlock(&abandoned[cls].lock);
     }
     return tiny_superslab_trim();
+}
+
+void tiny_check_link(void *next, unsigned cls)
+{
+    if (!next)
+        return;
+    struct tiny_slab *s = tiny_slab_of(next);
+    uintptr_t off = (uintptr_t)next - (uintptr_t)s->start;
+    if (hak_registry_kind(next) != HAK_CHUNK_TINY || s->cls != cls || s->state == TINY_SLAB_FREE ||
+        off >= (uintptr_t)s->capacity * s->stride || off % s->stride)
+        hak_fatal("malloc(): corrupted free list (link to %p)", next);
+}
+
+/* Whether list (a cache or slab free list) holds b; bounded by `limit`. */
+static bool list_holds(void *list, void *b, uint32_t limit)
+{
+    for (; list && limit; list = hak_link_get(list), limit--)
+        if (list == b)
+            return true;
+    return false;
+}
+
+void tiny_check_double_free(struct tiny_cache *c, struct tiny_slab *s, void *p)
+{
+    unsigned cls = s->cls;
+    bool owner = c->heap && atomic_load_explicit(&s->owner, memory_order_relaxed) == c->heap;
+    if ((owner && list_holds(c->head[cls], p, c->count[cls] + 1)) ||
+        (owner && list_holds(s->free, p, s->capacity)))
+        hak_fatal_ptr("free", "double free", p);
 }
 
 void tiny_fork_prepare(void)

@@ -56,18 +56,29 @@ HAK_HIDDEN size_t tiny_trim(void);
 extern HAK_HIDDEN uint16_t tiny_cache_cap[TINY_NUM_CLASSES];
 
 /*
- * Validates that p is the start of a block in slab s, or aborts with
- * `hakmem: <func>(): invalid pointer`.  Release builds check it too: the cost
- * is a multiply and two compares.
+ * Whether p is the start of a block carved from slab s (a free slab has
+ * nothing carved).  Release builds check every free: a multiply and two
+ * compares.
  */
-HAK_INLINE void tiny_check_block(const struct tiny_slab *s, const void *p, const char *func)
+HAK_INLINE bool tiny_is_block(const struct tiny_slab *s, const void *p)
 {
     uintptr_t off = (uintptr_t)p - (uintptr_t)s->start;
-    uint32_t idx = (uint32_t)(((uint64_t)(uint32_t)off * s->recip) >> 32);
-    if (HAK_UNLIKELY(off >= (uintptr_t)s->carved * s->stride || idx * s->stride != off ||
-                     s->state == TINY_SLAB_FREE))
+    return HAK_LIKELY(off < s->carved_end && hak_divisible((uint32_t)off, s->div_magic));
+}
+
+/* Aborts with `hakmem: <func>(): invalid pointer` unless tiny_is_block. */
+HAK_INLINE void tiny_check_block(const struct tiny_slab *s, const void *p, const char *func)
+{
+    if (HAK_UNLIKELY(!tiny_is_block(s, p)))
         hak_fatal_ptr(func, "invalid pointer", p);
 }
+
+/* Aborts with "malloc(): corrupted free list" unless next (decoded from a
+ * cache link) is NULL or a block of class cls inside a live slab. */
+HAK_HIDDEN void tiny_check_link(void *next, unsigned cls);
+/* Called when a block being freed carries the free mark: aborts with
+ * "free(): double free" if it is on the caller's cache or its slab's list. */
+HAK_HIDDEN void tiny_check_double_free(struct tiny_cache *c, struct tiny_slab *s, void *p);
 
 /* fork() support for the tiny tier's locks. */
 HAK_HIDDEN void tiny_fork_prepare(void);
