@@ -171,6 +171,13 @@ static void page_release(struct pool_page *pg)
 
 /* ---- blocks ---- */
 
+void pool_check_link(void *next, unsigned cls)
+{
+    if (next && (hak_registry_kind(next) != HAK_CHUNK_POOL ||
+                 pool_page_of(next, "malloc")->cls != cls))
+        hak_fatal("malloc(): corrupted free list (link to %p)", next);
+}
+
 struct pool_page *pool_page_of(void *p, const char *func)
 {
     struct pool_chunk *c = (struct pool_chunk *)hak_chunk_base(p);
@@ -230,7 +237,8 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list, struct pool
         while (got < want && pg->free) {
             void *b = pg->free;
             pg->free = hak_link_get(b);
-            if (HAK_UNLIKELY(pg->free && pool_page_of(pg->free, "malloc") != pg))
+            if (HAK_UNLIKELY(pg->free && (hak_chunk_base(pg->free) != hak_chunk_base(pg->start) ||
+                                          pool_page_of(pg->free, "malloc") != pg)))
                 hak_fatal("malloc(): corrupted free list of pool page %p", (void *)pg->start);
             hak_link_set(b, *list);
             *list = b;

@@ -65,6 +65,9 @@ HAK_HIDDEN size_t pool_trim(void);
 
 /* Shared layer, used by pool.c and pool_tls.c. */
 HAK_HIDDEN struct pool_page *pool_page_of(void *p, const char *func);
+/* Aborts with "malloc(): corrupted free list" unless next (a decoded cache
+ * link) is NULL or a pool block of class cls. */
+HAK_HIDDEN void pool_check_link(void *next, unsigned cls);
 /* Takes up to `want` blocks of class cls into *list (linked through their
  * first word); pages come from *arena when not NULL.  Returns the count. */
 HAK_HIDDEN uint32_t pool_central_take(unsigned cls, uint32_t want, void **list,

@@ -40,8 +40,7 @@ void *pool_alloc(unsigned cls)
             hak_warn("pool: refill class=%u blocks=%u", cls, n);
     }
     void *next = hak_link_get(b);
-    if (HAK_UNLIKELY(next && pool_page_of(next, "malloc")->cls != cls))
-        hak_fatal("malloc(): corrupted free list (link to %p)", next);
+    pool_check_link(next, cls);
     c->head[cls] = next;
     c->count[cls]--;
     hak_block_unmark(b);

@@ -410,11 +410,15 @@ void tiny_check_link(void *next, unsigned cls)
 {
     if (!next)
         return;
+    if (hak_registry_kind(next) != HAK_CHUNK_TINY)
+        goto corrupt;
+    /* Only now is the slab header known to be mapped. */
     struct tiny_slab *s = tiny_slab_of(next);
-    uintptr_t off = (uintptr_t)next - (uintptr_t)s->start;
-    if (hak_registry_kind(next) != HAK_CHUNK_TINY || s->cls != cls || s->state == TINY_SLAB_FREE ||
-        off >= (uintptr_t)s->capacity * s->stride || off % s->stride)
-        hak_fatal("malloc(): corrupted free list (link to %p)", next);
+    if (s->cls != cls || !tiny_is_block(s, next))
+        goto corrupt;
+    return;
+corrupt:
+    hak_fatal("malloc(): corrupted free list (link to %p)", next);
 }
 
 /* Whether list (a cache or slab free list) holds b; bounded by `limit`. */
