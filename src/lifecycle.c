@@ -8,11 +8,13 @@
 #include "pool/pool.h"
 #include "registry.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/single_threaded.h>
+#include <unistd.h>
 
 __thread struct hak_thread hak_thread __attribute__((tls_model("initial-exec")));
 _Atomic int hak_ready;
@@ -37,9 +39,14 @@ static void thread_exit(void *arg)
     hak_stats_thread_exit(&t->counters);
 }
 
+/* HAKMEM_STATS=1 prints at exit through a copy of stderr taken at init:
+ * programs such as GNU coreutils close stderr in their own exit handlers,
+ * which run before this one. */
+static int stats_fd = -1;
+
 static void print_stats_at_exit(void)
 {
-    hak_stats_print();
+    hak_stats_print_fd(stats_fd);
 }
 
 /* fork(): every global lock is taken before, and released (parent) or
@@ -86,8 +93,11 @@ static void register_hooks(void)
         return;
     pthread_key_create(&exit_key, thread_exit);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
-    if (hak_opt.stats)
-        atexit(print_stats_at_exit);
+    if (hak_opt.stats) {
+        stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+        if (stats_fd >= 0)
+            atexit(print_stats_at_exit);
+    }
     atomic_store(&hooks_state, 2);
 }
 

@@ -81,6 +81,11 @@ void hak_stats_get(struct hak_stats *out)
 
 void hak_stats_print(void)
 {
+    hak_stats_print_fd(STDERR_FILENO);
+}
+
+void hak_stats_print_fd(int fd)
+{
     static const char *const names[HAK_TIER_COUNT] = {"tiny", "pool", "large"};
     struct hak_stats s;
     hak_stats_get(&s);
@@ -93,7 +98,7 @@ void hak_stats_print(void)
                       (unsigned long long)s.tier[t].mapped_bytes);
     n += snprintf(buf + n, sizeof(buf) - (size_t)n, "hakmem: os: mmap=%llu munmap=%llu\n",
                   (unsigned long long)s.mmap_calls, (unsigned long long)s.munmap_calls);
-    ssize_t w = write(STDERR_FILENO, buf, (size_t)n);
+    ssize_t w = write(fd, buf, (size_t)n);
     (void)w;
 }
 

@@ -15,6 +15,9 @@ struct hak_counters {
     uint64_t frees[HAK_TIER_COUNT];
 };
 
+/* hak_stats_print to file descriptor fd. */
+HAK_HIDDEN void hak_stats_print_fd(int fd);
+
 HAK_HIDDEN void hak_stats_count_mmap(void);
 HAK_HIDDEN void hak_stats_count_munmap(void);
 HAK_HIDDEN void hak_stats_mapped(enum hak_tier tier, int64_t delta);
