@@ -137,7 +137,7 @@ struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner)
     s->div_magic = hak_div_magic(s->stride);
     s->capacity = (uint32_t)((size_t)(slab_base(ss, i) + TINY_SLAB_SIZE - s->start) / s->stride);
     s->carved = 0;
-    s->carved_end = 0;
+    atomic_store_explicit(&s->carved_end, 0, memory_order_relaxed);
     s->used = 0;
     s->free = NULL;
     s->cls = (uint8_t)cls;
@@ -153,7 +153,8 @@ void tiny_slab_release(struct tiny_slab *s)
     struct superslab *ss = tiny_superslab_of(s);
     unsigned i = tiny_slab_index(ss, s);
     s->state = TINY_SLAB_FREE;
-    s->carved_end = 0; /* from now on free() of any of its blocks is invalid */
+    /* From now on free() of any of its blocks is invalid. */
+    atomic_store_explicit(&s->carved_end, 0, memory_order_relaxed);
     atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
 
     pthread_mutex_lock(&ss_lock);

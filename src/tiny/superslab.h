@@ -47,7 +47,9 @@ struct tiny_slab {
     uint32_t stride;        /* == tiny_class_size[cls]: the one stride */
     uint32_t capacity;      /* blocks that fit in the slab's usable bytes */
     uint32_t carved;        /* blocks carved so far from the unused tail */
-    uint32_t carved_end;    /* carved * stride: offsets below it are blocks */
+    /* carved * stride: offsets below it are blocks.  Written by the owner,
+     * read by any thread validating a free, hence atomic (relaxed). */
+    _Atomic uint32_t carved_end;
     uint32_t used;          /* blocks outside the slab: in caches or in use */
     uint8_t cls;
     uint8_t state;          /* enum tiny_slab_state */

@@ -183,7 +183,7 @@ static uint32_t slab_take(struct tiny_slab *s, uint32_t want, void **list)
         }
         *list = first;
         s->carved += carve;
-        s->carved_end = s->carved * s->stride;
+        atomic_store_explicit(&s->carved_end, s->carved * s->stride, memory_order_relaxed);
         got += carve;
     }
     s->used += got;

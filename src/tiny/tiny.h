@@ -63,7 +63,8 @@ extern HAK_HIDDEN uint16_t tiny_cache_cap[TINY_NUM_CLASSES];
 HAK_INLINE bool tiny_is_block(const struct tiny_slab *s, const void *p)
 {
     uintptr_t off = (uintptr_t)p - (uintptr_t)s->start;
-    return HAK_LIKELY(off < s->carved_end && hak_divisible((uint32_t)off, s->div_magic));
+    return HAK_LIKELY(off < atomic_load_explicit(&s->carved_end, memory_order_relaxed) &&
+                      hak_divisible((uint32_t)off, s->div_magic));
 }
 
 /* Aborts with `hakmem: <func>(): invalid pointer` unless tiny_is_block. */
