@@ -1,0 +1,56 @@
+## tests/local.mk - the Check suites and the real-program test run by
+## `make check` (included by the top Makefile.am; paths are relative to the
+## top directory).
+##
+##   tests/test_contract  the C API contract (alignment, sizes, errors, realloc,
+##                        memalign family, usable size, stats per tier)
+##   tests/test_threads   cross-thread frees, frees after the owner exited,
+##                        thousands of short-lived threads
+##   tests/test_fork      fork from a multithreaded process, fork in a handler
+##   tests/test_badfree   invalid pointers are reported and abort
+##   tests/realprog.sh    python3, sort, sqlite3 under LD_PRELOAD of hakmem
+
+## Real programs find the built library and the test data through these.
+AM_TESTS_ENVIRONMENT = \
+	abs_top_builddir='$(abs_top_builddir)'; \
+	abs_top_srcdir='$(abs_top_srcdir)'; \
+	export abs_top_builddir abs_top_srcdir;
+
+## The compiler must not fold or drop malloc/free pairs the tests make.
+hakmem_test_cflags = $(AM_CFLAGS) $(CHECK_CFLAGS) -pthread \
+	-fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
+hakmem_test_cppflags = -I$(top_srcdir)/include
+hakmem_test_ldadd = libhakmem.la $(CHECK_LIBS) $(PTHREAD_LIBS)
+
+if HAVE_CHECK
+hakmem_check_tests = \
+	tests/test_contract \
+	tests/test_threads \
+	tests/test_fork \
+	tests/test_badfree
+check_PROGRAMS += $(hakmem_check_tests)
+TESTS += $(hakmem_check_tests)
+
+tests_test_contract_SOURCES = tests/test_contract.c
+tests_test_contract_CPPFLAGS = $(hakmem_test_cppflags)
+tests_test_contract_CFLAGS = $(hakmem_test_cflags)
+tests_test_contract_LDADD = $(hakmem_test_ldadd)
+
+tests_test_threads_SOURCES = tests/test_threads.c
+tests_test_threads_CPPFLAGS = $(hakmem_test_cppflags)
+tests_test_threads_CFLAGS = $(hakmem_test_cflags)
+tests_test_threads_LDADD = $(hakmem_test_ldadd)
+
+tests_test_fork_SOURCES = tests/test_fork.c
+tests_test_fork_CPPFLAGS = $(hakmem_test_cppflags)
+tests_test_fork_CFLAGS = $(hakmem_test_cflags)
+tests_test_fork_LDADD = $(hakmem_test_ldadd)
+
+tests_test_badfree_SOURCES = tests/test_badfree.c
+tests_test_badfree_CPPFLAGS = $(hakmem_test_cppflags)
+tests_test_badfree_CFLAGS = $(hakmem_test_cflags)
+tests_test_badfree_LDADD = $(hakmem_test_ldadd)
+endif
+
+TESTS += tests/realprog.sh
+EXTRA_DIST += tests/realprog.sh tests/alloc_heavy.py

@@ -1,0 +1,484 @@
+/*
+ * test_threads.c - hakmem under concurrency:
+ *
+ *  - ring: 4 threads allocate blocks of every tier, tag them, and hand them
+ *    to the next thread, which verifies and frees them (cross-thread frees);
+ *    about 3 million malloc/free operations in all;
+ *  - owner death: in rounds, threads allocate blocks and exit while other
+ *    threads still hold those blocks; later threads verify and free them
+ *    (remote frees after the owner died) while new threads allocate and
+ *    adopt the abandoned slabs;
+ *  - short-lived threads: thousands of threads that each allocate and free a
+ *    little and exit; mapped bytes (hak_stats) and RSS must not keep growing.
+ *
+ * Every block carries a tag byte derived from its id in every byte (sampled
+ * for big blocks), verified before it is freed.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hakmem.h"
+
+/* Like ck_assert_msg, but silent when it holds: every ck_assert* that passes
+ * sends a message to Check's parent process, far too slow in inner loops. */
+#define REQUIRE(cond, ...)                                                           \
+    do {                                                                             \
+        if (!(cond))                                                                 \
+            ck_abort_msg(__VA_ARGS__);                                               \
+    } while (0)
+
+#define KiB ((size_t)1024)
+#define MiB (1024 * KiB)
+
+static uint64_t xs(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+/* Sizes: mostly tiny, some pool, a few large. */
+static size_t pick_size(uint64_t *rng)
+{
+    uint64_t r = xs(rng);
+    unsigned k = (unsigned)(r % 1000);
+    r >>= 10;
+    if (k < 600)
+        return r % 129;                      /* 0 .. 128 */
+    if (k < 850)
+        return 129 + r % (1024 - 128);       /* .. 1024 */
+    if (k < 960)
+        return 1025 + r % (8 * 1024);        /* pool, small */
+    if (k < 998)
+        return 1025 + r % (52 * 1024 - 1024); /* pool, whole range */
+    return 53249 + r % (300 * 1024);         /* large */
+}
+
+static uint8_t tag_of(uint64_t id)
+{
+    id *= 0x9E3779B97F4A7C15ull;
+    uint8_t t = (uint8_t)(id >> 56);
+    return t ? t : 0x5b;
+}
+
+/* Writes the tag everywhere (big blocks: first/last 256 bytes, every 64th). */
+static void tag_block(unsigned char *p, size_t n, uint64_t id)
+{
+    uint8_t t = tag_of(id);
+    if (n <= 4096) {
+        memset(p, t, n);
+        return;
+    }
+    memset(p, t, 256);
+    memset(p + n - 256, t, 256);
+    for (size_t i = 256; i < n - 256; i += 64)
+        p[i] = t;
+}
+
+/* Returns 1 if the block still carries its tag. */
+static int tag_ok(const unsigned char *p, size_t n, uint64_t id)
+{
+    uint8_t t = tag_of(id);
+    if (n <= 4096) {
+        for (size_t i = 0; i < n; i++)
+            if (p[i] != t)
+                return 0;
+        return 1;
+    }
+    for (size_t i = 0; i < 256; i++)
+        if (p[i] != t || p[n - 256 + i] != t)
+            return 0;
+    for (size_t i = 256; i < n - 256; i += 64)
+        if (p[i] != t)
+            return 0;
+    return 1;
+}
+
+struct item {
+    unsigned char *p;
+    size_t n;
+    uint64_t id;
+};
+
+static atomic_ulong g_bad;   /* blocks found corrupted */
+static atomic_ulong g_nullp; /* allocations that returned NULL */
+
+static void check_and_free(struct item *it)
+{
+    if (!tag_ok(it->p, it->n, it->id)) {
+        if (atomic_fetch_add(&g_bad, 1) < 5)
+            fprintf(stderr, "corrupted block %p size %zu id %llx\n", (void *)it->p, it->n,
+                    (unsigned long long)it->id);
+    }
+    free(it->p);
+    it->p = NULL;
+}
+
+static int new_item(struct item *it, uint64_t *rng, uint64_t id)
+{
+    it->n = pick_size(rng);
+    it->id = id;
+    it->p = malloc(it->n);
+    if (!it->p) {
+        atomic_fetch_add(&g_nullp, 1);
+        return 0;
+    }
+    tag_block(it->p, it->n, id);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- ring */
+
+#define RING_THREADS 4
+#define BATCH 64
+#define OPS_PER_THREAD 380000 /* allocations per thread; as many frees */
+#define QUEUE_MAX 64          /* batches; beyond this the producer frees itself */
+
+struct batch {
+    struct batch *next;
+    int count;
+    struct item items[BATCH];
+};
+
+struct queue {
+    pthread_mutex_t lock;
+    struct batch *head, *tail;
+    int len;
+};
+
+static struct queue g_q[RING_THREADS];
+static pthread_barrier_t g_ring_barrier;
+static atomic_ulong g_ring_allocs, g_ring_frees, g_ring_remote;
+
+static int q_push(struct queue *q, struct batch *b)
+{
+    int ok = 0;
+    pthread_mutex_lock(&q->lock);
+    if (q->len < QUEUE_MAX) {
+        b->next = NULL;
+        if (q->tail)
+            q->tail->next = b;
+        else
+            q->head = b;
+        q->tail = b;
+        q->len++;
+        ok = 1;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return ok;
+}
+
+static struct batch *q_take_all(struct queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    struct batch *b = q->head;
+    q->head = q->tail = NULL;
+    q->len = 0;
+    pthread_mutex_unlock(&q->lock);
+    return b;
+}
+
+static unsigned long consume(struct queue *q)
+{
+    unsigned long n = 0;
+    struct batch *b = q_take_all(q);
+    while (b) {
+        struct batch *next = b->next;
+        for (int i = 0; i < b->count; i++)
+            check_and_free(&b->items[i]);
+        n += (unsigned long)b->count;
+        free(b); /* the batch itself was allocated by another thread too */
+        b = next;
+    }
+    return n;
+}
+
+static void *ring_thread(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    uint64_t rng = 0x1234567ull * (uint64_t)(t + 1) + 99;
+    unsigned long allocs = 0, frees = 0, remote = 0;
+    struct batch *b = NULL;
+    for (long op = 0; op < OPS_PER_THREAD; op++) {
+        if (!b) {
+            b = malloc(sizeof *b);
+            if (!b) {
+                atomic_fetch_add(&g_nullp, 1);
+                break;
+            }
+            b->count = 0;
+        }
+        if (new_item(&b->items[b->count], &rng, ((uint64_t)t << 40) | (uint64_t)op)) {
+            b->count++;
+            allocs++;
+        }
+        if (op % 7 == 3) {
+            /* a short-lived local block as well */
+            struct item loc;
+            if (new_item(&loc, &rng, ((uint64_t)t << 40) | (1ull << 39) | (uint64_t)op)) {
+                allocs++;
+                check_and_free(&loc);
+                frees++;
+            }
+        }
+        if (b->count == BATCH) {
+            if (!q_push(&g_q[(t + 1) % RING_THREADS], b)) {
+                for (int i = 0; i < b->count; i++)
+                    check_and_free(&b->items[i]);
+                frees += (unsigned long)b->count;
+                free(b);
+            }
+            b = NULL;
+            unsigned long c = consume(&g_q[t]);
+            frees += c;
+            remote += c;
+        }
+    }
+    if (b) {
+        for (int i = 0; i < b->count; i++)
+            check_and_free(&b->items[i]);
+        frees += (unsigned long)b->count;
+        free(b);
+    }
+    /* everybody has stopped producing: drain what is left for us */
+    pthread_barrier_wait(&g_ring_barrier);
+    unsigned long c = consume(&g_q[t]);
+    frees += c;
+    remote += c;
+    atomic_fetch_add(&g_ring_allocs, allocs);
+    atomic_fetch_add(&g_ring_frees, frees);
+    atomic_fetch_add(&g_ring_remote, remote);
+    return NULL;
+}
+
+START_TEST(test_ring_cross_thread_frees)
+{
+    pthread_t th[RING_THREADS];
+    pthread_barrier_init(&g_ring_barrier, NULL, RING_THREADS);
+    for (int i = 0; i < RING_THREADS; i++) {
+        pthread_mutex_init(&g_q[i].lock, NULL);
+        g_q[i].head = g_q[i].tail = NULL;
+        g_q[i].len = 0;
+    }
+    for (int i = 0; i < RING_THREADS; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, ring_thread, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < RING_THREADS; i++)
+        pthread_join(th[i], NULL);
+    unsigned long a = atomic_load(&g_ring_allocs), f = atomic_load(&g_ring_frees);
+    unsigned long r = atomic_load(&g_ring_remote);
+    printf("ring: %lu allocations, %lu frees (%lu by another thread)\n", a, f, r);
+    fflush(stdout);
+    REQUIRE(atomic_load(&g_nullp) == 0, "%lu allocations returned NULL",
+                  atomic_load(&g_nullp));
+    REQUIRE(atomic_load(&g_bad) == 0, "%lu blocks corrupted", atomic_load(&g_bad));
+    ck_assert_uint_eq(a, f);
+    ck_assert_uint_ge(a, (unsigned long)RING_THREADS * OPS_PER_THREAD);
+    REQUIRE(r > a / 4, "only %lu of %lu blocks were freed remotely", r, a);
+}
+END_TEST
+
+/* --------------------------------------------------------- owner death */
+
+#define DEATH_ROUNDS 40
+#define DEATH_BLOCKS 3000 /* per allocating thread */
+
+struct death_job {
+    struct item *items;
+    int count;
+    uint64_t seed;
+};
+
+static void *death_alloc_thread(void *arg)
+{
+    struct death_job *j = arg;
+    uint64_t rng = j->seed;
+    for (int i = 0; i < j->count; i++)
+        if (!new_item(&j->items[i], &rng, (j->seed << 20) | (uint64_t)i))
+            j->items[i].p = NULL;
+    /* free every third one here, so slabs are partly used when we exit */
+    for (int i = 0; i < j->count; i += 3)
+        if (j->items[i].p)
+            check_and_free(&j->items[i]);
+    return NULL; /* exits holding nothing: the rest belongs to others now */
+}
+
+static void *death_free_thread(void *arg)
+{
+    struct death_job *j = arg;
+    /* free in an order unrelated to allocation */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = pass; i < j->count; i += 2)
+            if (j->items[i].p)
+                check_and_free(&j->items[i]);
+    return NULL;
+}
+
+START_TEST(test_remote_free_after_owner_death)
+{
+    /* sets[r % 2] holds the blocks of round r's (dead) allocators */
+    struct death_job jobs[2][2];
+    for (int s = 0; s < 2; s++)
+        for (int k = 0; k < 2; k++) {
+            jobs[s][k].items = calloc(DEATH_BLOCKS, sizeof(struct item));
+            ck_assert_ptr_nonnull(jobs[s][k].items);
+            jobs[s][k].count = DEATH_BLOCKS;
+        }
+    for (int r = 0; r < DEATH_ROUNDS; r++) {
+        int cur = r % 2, prev = 1 - cur;
+        pthread_t al[2], fr[2];
+        /* new allocators for this round, and freers of the previous round's
+         * blocks, whose owners have exited; all running at once */
+        for (int k = 0; k < 2; k++) {
+            jobs[cur][k].seed = (uint64_t)(r * 2 + k + 1);
+            ck_assert_int_eq(pthread_create(&al[k], NULL, death_alloc_thread, &jobs[cur][k]), 0);
+            if (r > 0)
+                ck_assert_int_eq(pthread_create(&fr[k], NULL, death_free_thread, &jobs[prev][k]),
+                                 0);
+        }
+        for (int k = 0; k < 2; k++) {
+            pthread_join(al[k], NULL);
+            if (r > 0)
+                pthread_join(fr[k], NULL);
+        }
+        /* the owners of jobs[cur] are dead; their blocks must be intact */
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i < DEATH_BLOCKS; i++) {
+                struct item *it = &jobs[cur][k].items[i];
+                if (it->p)
+                    REQUIRE(tag_ok(it->p, it->n, it->id),
+                                  "round %d: block %p (%zu B) of an exited thread corrupted", r,
+                                  (void *)it->p, it->n);
+            }
+        /* main thread frees some of them too (another remote free) */
+        for (int i = 1; i < DEATH_BLOCKS; i += 5)
+            if (jobs[cur][0].items[i].p)
+                check_and_free(&jobs[cur][0].items[i]);
+    }
+    for (int s = 0; s < 2; s++)
+        for (int k = 0; k < 2; k++) {
+            for (int i = 0; i < DEATH_BLOCKS; i++)
+                if (jobs[s][k].items[i].p)
+                    check_and_free(&jobs[s][k].items[i]);
+            free(jobs[s][k].items);
+        }
+    REQUIRE(atomic_load(&g_nullp) == 0, "%lu allocations returned NULL",
+                  atomic_load(&g_nullp));
+    REQUIRE(atomic_load(&g_bad) == 0, "%lu blocks corrupted", atomic_load(&g_bad));
+}
+END_TEST
+
+/* --------------------------------------------------- short-lived threads */
+
+#ifndef SHORT_THREADS
+#define SHORT_THREADS 2400
+#endif
+#define SHORT_CONCURRENT 8
+#define SHORT_BLOCKS 120
+
+static struct item g_handed[SHORT_CONCURRENT][2];
+
+static void *short_thread(void *arg)
+{
+    int slot = (int)((intptr_t)arg % SHORT_CONCURRENT);
+    uint64_t rng = (uint64_t)(intptr_t)arg * 2654435761u + 1;
+    struct item it[SHORT_BLOCKS];
+    for (int i = 0; i < SHORT_BLOCKS; i++)
+        if (!new_item(&it[i], &rng, ((uint64_t)(intptr_t)arg << 16) | (uint64_t)i))
+            it[i].p = NULL;
+    /* hand two blocks to the main thread, free the rest */
+    g_handed[slot][0] = it[0];
+    g_handed[slot][1] = it[SHORT_BLOCKS / 2];
+    for (int i = 1; i < SHORT_BLOCKS; i++)
+        if (i != SHORT_BLOCKS / 2 && it[i].p)
+            check_and_free(&it[i]);
+    return NULL;
+}
+
+static void run_short_threads(int first, int count)
+{
+    for (int base = first; base < first + count; base += SHORT_CONCURRENT) {
+        pthread_t th[SHORT_CONCURRENT];
+        for (int k = 0; k < SHORT_CONCURRENT; k++)
+            ck_assert_int_eq(
+                pthread_create(&th[k], NULL, short_thread, (void *)(intptr_t)(base + k)), 0);
+        for (int k = 0; k < SHORT_CONCURRENT; k++)
+            pthread_join(th[k], NULL);
+        for (int k = 0; k < SHORT_CONCURRENT; k++)
+            for (int m = 0; m < 2; m++)
+                if (g_handed[k][m].p)
+                    check_and_free(&g_handed[k][m]);
+    }
+}
+
+static uint64_t mapped_total(void)
+{
+    struct hak_stats s;
+    hak_stats_get(&s);
+    uint64_t m = 0;
+    for (int t = 0; t < HAK_TIER_COUNT; t++)
+        m += s.tier[t].mapped_bytes;
+    return m;
+}
+
+static uint64_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+START_TEST(test_short_lived_threads_bounded)
+{
+    /* warm up, so caches and arenas of the first threads exist */
+    run_short_threads(0, 200);
+    uint64_t m0 = mapped_total(), r0 = rss_bytes();
+    run_short_threads(200, SHORT_THREADS);
+    uint64_t m1 = mapped_total(), r1 = rss_bytes();
+    printf("short-lived threads: mapped %llu -> %llu KiB, RSS %llu -> %llu KiB\n",
+           (unsigned long long)(m0 >> 10), (unsigned long long)(m1 >> 10),
+           (unsigned long long)(r0 >> 10), (unsigned long long)(r1 >> 10));
+    fflush(stdout);
+    REQUIRE(atomic_load(&g_nullp) == 0, "%lu allocations returned NULL",
+                  atomic_load(&g_nullp));
+    REQUIRE(atomic_load(&g_bad) == 0, "%lu blocks corrupted", atomic_load(&g_bad));
+    /* generous: a leak of a 2 MiB arena (or 32 KiB) per thread is far above */
+    REQUIRE(m1 <= m0 + 64 * MiB, "mapped bytes grew from %llu to %llu over %d threads",
+                  (unsigned long long)m0, (unsigned long long)m1, SHORT_THREADS);
+    REQUIRE(r1 <= r0 + 64 * MiB, "RSS grew from %llu to %llu over %d threads",
+                  (unsigned long long)r0, (unsigned long long)r1, SHORT_THREADS);
+}
+END_TEST
+
+static Suite *threads_suite(void)
+{
+    Suite *s = suite_create("threads");
+    TCase *tc = tcase_create("threads");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_ring_cross_thread_frees);
+    tcase_add_test(tc, test_remote_free_after_owner_death);
+    tcase_add_test(tc, test_short_lived_threads_bounded);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(threads_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
