@@ -7,8 +7,12 @@
  * the tiers' checks reject before handing any memory out; a link copied from
  * another block does not decode to a valid pointer either.
  * Word 1 holds the free mark (a value derived from the secret): free() of a
- * block that carries it is checked for a double free.  Every class is at
- * least two words, so both fit in any block.
+ * block that carries it is a double free.  A live block never carries it
+ * (the mark is cleared when the block is handed out), unless the program
+ * wrote that secret-derived value itself: a 2^-64 chance for any word.
+ * Checking the mark finds a double free wherever the block sits - any
+ * thread's cache, a free list, a remote stack - which no list walk could.
+ * Every class is at least two words, so both fit in any block.
  *
  * In --enable-valgrind builds free blocks are inaccessible to memcheck;
  * these helpers open them for hakmem's own accesses only.
@@ -46,9 +50,7 @@ HAK_INLINE void hak_link_set(void *b, void *next)
     HAK_VG_CLOSE(b, 2 * sizeof(uintptr_t));
 }
 
-/* Whether b carries the free mark: a block being freed that does is either
- * already free (double free) or, very rarely, holds that value by chance;
- * the caller looks for it on the free lists it can see to tell which. */
+/* Whether b carries the free mark, i.e. is free already. */
 HAK_INLINE bool hak_block_marked_free(void *b)
 {
     HAK_VG_OPEN(b, 2 * sizeof(uintptr_t));

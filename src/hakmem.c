@@ -57,6 +57,7 @@ static void *alloc_aligned(size_t size, size_t align, bool zero)
         return NULL;
     }
     void *b;
+    bool zeroed = false;
     enum hak_tier tier;
     size_t need = align > HAK_ALIGN ? pow2_ceil(size > align ? size : align) : size;
     int pcls;
@@ -67,10 +68,8 @@ static void *alloc_aligned(size_t size, size_t align, bool zero)
         tier = HAK_TIER_POOL;
         b = pool_alloc((unsigned)pcls);
     } else {
-        /* Fresh mappings are zero already: large_alloc zeroes only reused ones. */
         tier = HAK_TIER_LARGE;
-        b = large_alloc(size, align, zero);
-        zero = false;
+        b = large_alloc(size, align, &zeroed);
     }
     if (HAK_UNLIKELY(!b)) {
         errno = ENOMEM;
@@ -78,7 +77,7 @@ static void *alloc_aligned(size_t size, size_t align, bool zero)
     }
     count(tier, true);
     HAK_VG_MALLOC(b, size, zero);
-    if (zero)
+    if (zero && !zeroed)
         memset(b, 0, size);
     return b;
 }
@@ -97,9 +96,9 @@ void hak_free_slow(void *p)
     case HAK_CHUNK_TINY: {
         struct tiny_slab *s = tiny_slab_of(p);
         tiny_check_block(s, p, "free");
-        struct hak_thread *t = &hak_thread;
         if (hak_block_marked_free(p))
-            tiny_check_double_free(&t->tiny, s, p);
+            hak_fatal_ptr("free", "double free", p);
+        struct hak_thread *t = &hak_thread;
         struct tiny_heap *h = t->tiny.heap;
         if (h && atomic_load_explicit(&s->owner, memory_order_relaxed) == h) {
             tiny_cache_push(t, s, p);
@@ -165,11 +164,16 @@ void *hak_impl_realloc(void *p, size_t size)
         return hak_impl_malloc(size);
     enum hak_chunk_kind kind = hak_registry_kind(p);
     size_t old = usable_size(p, kind, "realloc");
+    if ((kind == HAK_CHUNK_TINY || kind == HAK_CHUNK_POOL) && hak_block_marked_free(p))
+        hak_fatal_ptr("realloc", "double free", p);
     if (size > HAK_MAX_REQUEST) {
         errno = ENOMEM;
         return NULL;
     }
-    /* Stay put while the block is big enough and not mostly wasted. */
+#ifndef HAKMEM_VALGRIND
+    /* Stay put while the block is big enough and not mostly wasted.  (Under
+     * valgrind every realloc moves: memcheck only learns sizes from
+     * malloc-like and free-like blocks.) */
     if (size <= old && (size >= old / 2 || kind != HAK_CHUNK_LARGE) &&
         (kind == HAK_CHUNK_TINY || size > HAK_TINY_MAX))
         return p;
@@ -179,10 +183,15 @@ void *hak_impl_realloc(void *p, size_t size)
             errno = ENOMEM;
         return q;
     }
+#endif
     void *q = hak_impl_malloc(size);
     if (!q)
         return NULL;
+    /* Copies the usable size, which may exceed what was asked for: memcheck
+     * would report the slack as invalid, so it is told not to. */
+    HAK_VG_QUIET_BEGIN();
     memcpy(q, p, size < old ? size : old);
+    HAK_VG_QUIET_END();
     hak_impl_free(p);
     return q;
 }

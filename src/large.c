@@ -26,7 +26,9 @@
 
 struct large_header {
     uint64_t magic;
-    void *user;        /* the block: checked against the pointer freed */
+    size_t user_off;   /* the block, as an offset from this header (an offset,
+                          not a pointer, so valgrind's leak check does not
+                          count it as a reference to the block) */
     char *map;         /* start of the mapping */
     size_t map_size;   /* bytes mapped: a multiple of HAK_CHUNK_SIZE */
     size_t size;       /* usable bytes from user to the end of the mapping */
@@ -107,7 +109,7 @@ static void *new_mapping(size_t map_size, bool *fresh)
     return map;
 }
 
-void *large_alloc(size_t size, size_t align, bool zero)
+void *large_alloc(size_t size, size_t align, bool *zeroed)
 {
     bool fresh;
     if (align < HAK_CHUNK_SIZE) {
@@ -120,14 +122,13 @@ void *large_alloc(size_t size, size_t align, bool zero)
             return NULL;
         struct large_header *h = (struct large_header *)map;
         h->magic = LARGE_MAGIC;
-        h->user = map + off;
+        h->user_off = off;
         h->map = map;
         h->map_size = map_size;
         h->size = map_size - off;
         hak_registry_set(map, map_size, HAK_CHUNK_LARGE, HAK_CHUNK_LARGE_TAIL);
-        if (zero && !fresh)
-            memset(h->user, 0, size);
-        return h->user;
+        *zeroed = fresh;
+        return map + off;
     }
     /* Chunk alignment or more: the block starts at an aligned chunk boundary
      * past the first chunk, whose end holds the header. */
@@ -141,12 +142,13 @@ void *large_alloc(size_t size, size_t align, bool zero)
     char *user = (char *)hak_align_up((uintptr_t)map + HAK_CHUNK_SIZE, align);
     struct large_header *h = (struct large_header *)(user - LARGE_HEADER);
     h->magic = LARGE_MAGIC;
-    h->user = user;
+    h->user_off = LARGE_HEADER;
     h->map = map;
     h->map_size = map_size;
     h->size = (size_t)(map + map_size - user);
     hak_registry_set(map, map_size, HAK_CHUNK_LARGE_TAIL, HAK_CHUNK_LARGE_TAIL);
     hak_registry_set(user, HAK_CHUNK_SIZE, HAK_CHUNK_LARGE_ALIGNED, HAK_CHUNK_LARGE_ALIGNED);
+    *zeroed = true;
     return user;
 }
 
@@ -160,9 +162,10 @@ static struct large_header *header_of(void *p, enum hak_chunk_kind kind, const c
         h = (struct large_header *)((char *)p - LARGE_HEADER);
     else
         hak_fatal_ptr(func, "invalid pointer", p);
-    if (HAK_UNLIKELY(h->magic != LARGE_MAGIC || h->user != p))
-        hak_fatal_ptr(func, h->magic == LARGE_FREED && h->user == p ? "double free"
-                                                                     : "invalid pointer", p);
+    bool at_block = (char *)h + h->user_off == (char *)p;
+    if (HAK_UNLIKELY(h->magic != LARGE_MAGIC || !at_block))
+        hak_fatal_ptr(func, h->magic == LARGE_FREED && at_block ? "double free" : "invalid pointer",
+                      p);
     return h;
 }
 
@@ -206,12 +209,12 @@ void *large_realloc(void *p, size_t size)
     }
     hak_stats_mapped(HAK_TIER_LARGE, (int64_t)new_size - (int64_t)old_size);
     h = (struct large_header *)map;
-    h->user = map + off;
+    h->user_off = off;
     h->map = map;
     h->map_size = new_size;
     h->size = new_size - off;
     hak_registry_set(map, new_size, HAK_CHUNK_LARGE, HAK_CHUNK_LARGE_TAIL);
-    return h->user;
+    return map + off;
 }
 
 size_t large_trim(void)

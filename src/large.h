@@ -9,8 +9,9 @@
 #include "registry.h"
 
 HAK_HIDDEN void large_init(void);
-/* A block of `size` bytes aligned to `align` (a power of two); zeroed if `zero`. */
-HAK_HIDDEN void *large_alloc(size_t size, size_t align, bool zero);
+/* A block of `size` bytes aligned to `align` (a power of two).  *zeroed
+ * tells whether its memory is known to be zero (a fresh mapping). */
+HAK_HIDDEN void *large_alloc(size_t size, size_t align, bool *zeroed);
 HAK_HIDDEN void large_free(void *p, enum hak_chunk_kind kind, const char *func);
 HAK_HIDDEN size_t large_usable_size(void *p, enum hak_chunk_kind kind, const char *func);
 /* Resizes a HAK_CHUNK_LARGE block in place or by moving its pages (mremap);

@@ -15,11 +15,16 @@
 /* Lets hakmem itself touch a free block, then closes it again. */
 #define HAK_VG_OPEN(p, n) VALGRIND_MAKE_MEM_DEFINED((p), (n))
 #define HAK_VG_CLOSE(p, n) VALGRIND_MAKE_MEM_NOACCESS((p), (n))
+/* Brackets hakmem's own reads past a block's requested size. */
+#define HAK_VG_QUIET_BEGIN() VALGRIND_DISABLE_ERROR_REPORTING
+#define HAK_VG_QUIET_END() VALGRIND_ENABLE_ERROR_REPORTING
 #else
 #define HAK_VG_MALLOC(p, size, zeroed) ((void)0)
 #define HAK_VG_FREE(p) ((void)0)
 #define HAK_VG_OPEN(p, n) ((void)0)
 #define HAK_VG_CLOSE(p, n) ((void)0)
+#define HAK_VG_QUIET_BEGIN() ((void)0)
+#define HAK_VG_QUIET_END() ((void)0)
 #endif
 
 #endif

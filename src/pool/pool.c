@@ -116,9 +116,14 @@ static struct pool_page *page_claim(unsigned units, struct pool_chunk **arena)
     return &c->pages[i];
 }
 
-static struct pool_chunk *chunk_of_page(struct pool_page *pg)
+static struct pool_chunk *chunk_of_page(const struct pool_page *pg)
 {
     return (struct pool_chunk *)hak_chunk_base(pg);
+}
+
+static char *page_start(const struct pool_page *pg)
+{
+    return (char *)chunk_of_page(pg) + pg->start_off;
 }
 
 static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
@@ -130,10 +135,11 @@ static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
     struct pool_chunk *c = chunk_of_page(pg);
     unsigned first = (unsigned)(pg - c->pages);
     char *base = unit_addr(c, first);
-    pg->start = base + (first == 0 ? POOL_CHUNK_HEADER : 0);
+    char *start = base + (first == 0 ? POOL_CHUNK_HEADER : 0);
+    pg->start_off = (uint32_t)(start - (char *)c);
     pg->stride = pool_class_size[cls];
     pg->div_magic = hak_div_magic(pg->stride);
-    pg->capacity = (uint32_t)((size_t)(base + ((size_t)units << POOL_UNIT_SHIFT) - pg->start) /
+    pg->capacity = (uint32_t)((size_t)(base + ((size_t)units << POOL_UNIT_SHIFT) - start) /
                               pg->stride);
     pg->carved = 0;
     pg->used = 0;
@@ -148,7 +154,7 @@ static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
     }
     atomic_store_explicit(&pg->state, POOL_PAGE_FULL, memory_order_release);
     if (hak_opt.pool_trace)
-        hak_warn("pool: new page %p class=%u size=%u units=%u blocks=%u", (void *)pg->start, cls,
+        hak_warn("pool: new page %p class=%u size=%u units=%u blocks=%u", (void *)start, cls,
                  pg->stride, units, pg->capacity);
     return pg;
 }
@@ -160,11 +166,12 @@ static void page_release(struct pool_page *pg)
     unsigned first = (unsigned)(pg - c->pages);
     char *base = unit_addr(c, first);
     if (hak_opt.pool_trace)
-        hak_warn("pool: release page %p class=%u", (void *)pg->start, pg->cls);
+        hak_warn("pool: release page %p class=%u", (void *)page_start(pg), pg->cls);
     for (unsigned k = 0; k < pg->units; k++)
         atomic_store_explicit(&c->pages[first + k].state, POOL_UNIT_FREE, memory_order_relaxed);
     if (pg->carved)
-        hak_os_purge(pg->start, (size_t)(base + ((size_t)pg->units << POOL_UNIT_SHIFT) - pg->start));
+        hak_os_purge(page_start(pg), (size_t)(base + ((size_t)pg->units << POOL_UNIT_SHIFT) -
+                                              page_start(pg)));
     uint32_t run = (uint32_t)(((uint64_t)1 << pg->units) - 1) << first;
     atomic_fetch_or_explicit(&c->free_units, run, memory_order_release);
 }
@@ -188,7 +195,7 @@ struct pool_page *pool_page_of(void *p, const char *func)
         pg = &c->pages[pg->head];
         st = atomic_load_explicit(&pg->state, memory_order_acquire);
     }
-    uintptr_t off = (uintptr_t)p - (uintptr_t)pg->start;
+    uintptr_t off = ((uintptr_t)p & HAK_CHUNK_MASK) - pg->start_off;
     if (HAK_UNLIKELY(st == POOL_UNIT_FREE || st == POOL_UNIT_TAIL || st == POOL_PAGE_EMPTY ||
                      off >= (uintptr_t)pg->capacity * pg->stride ||
                      !hak_divisible((uint32_t)off, pg->div_magic)))
@@ -237,16 +244,16 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list, struct pool
         while (got < want && pg->free) {
             void *b = pg->free;
             pg->free = hak_link_get(b);
-            if (HAK_UNLIKELY(pg->free && (hak_chunk_base(pg->free) != hak_chunk_base(pg->start) ||
+            if (HAK_UNLIKELY(pg->free && (hak_chunk_base(pg->free) != hak_chunk_base(pg) ||
                                           pool_page_of(pg->free, "malloc") != pg)))
-                hak_fatal("malloc(): corrupted free list of pool page %p", (void *)pg->start);
+                hak_fatal("malloc(): corrupted free list of pool page %p", (void *)page_start(pg));
             hak_link_set(b, *list);
             *list = b;
             got++;
             pg->used++;
         }
         while (got < want && pg->carved < pg->capacity) {
-            char *b = pg->start + (size_t)pg->carved++ * pg->stride;
+            char *b = page_start(pg) + (size_t)pg->carved++ * pg->stride;
             HAK_DEBUG_CHECK(pool_page_of(b, "carve") == pg, "carve %p outside page", (void *)b);
             hak_link_set(b, *list);
             *list = b;
@@ -293,32 +300,6 @@ void pool_central_put(unsigned cls, void *list, uint32_t n)
     pthread_mutex_unlock(&cs->lock);
 }
 
-/* Whether list holds b, looking at `limit` blocks at most. */
-static bool list_holds(void *list, void *b, uint32_t limit)
-{
-    for (; list && limit; list = hak_link_get(list), limit--)
-        if (list == b)
-            return true;
-    return false;
-}
-
-/* With the class lock held: aborts if p is on its page's free list or on the
- * given cache list. */
-static void pool_check_double_free_locked(struct pool_page *pg, void *p, void *cache,
-                                          uint32_t cache_count)
-{
-    if (list_holds(pg->free, p, pg->capacity) || list_holds(cache, p, cache_count + 1))
-        hak_fatal_ptr("free", "double free", p);
-}
-
-void pool_check_double_free(struct pool_page *pg, void *p, void *cache, uint32_t cache_count)
-{
-    struct pool_class_state *cs = &classes[pg->cls];
-    pthread_mutex_lock(&cs->lock);
-    pool_check_double_free_locked(pg, p, cache, cache_count);
-    pthread_mutex_unlock(&cs->lock);
-}
-
 size_t pool_usable_size(void *p, const char *func)
 {
     return pool_page_of(p, func)->stride;
@@ -340,13 +321,13 @@ void *pool_alloc(unsigned cls)
 void pool_free(void *p, const char *func)
 {
     struct pool_page *pg = pool_page_of(p, func);
+    if (HAK_UNLIKELY(hak_block_marked_free(p)))
+        hak_fatal_ptr(func, "double free", p);
     unsigned cls = pg->cls;
     if (hak_opt.pool_trace)
         hak_warn("pool: free %p class=%u", p, cls);
     struct pool_class_state *cs = &classes[cls];
     pthread_mutex_lock(&cs->lock);
-    if (HAK_UNLIKELY(hak_block_marked_free(p)))
-        pool_check_double_free_locked(pg, p, NULL, 0);
     page_put(cs, pg, p);
     pthread_mutex_unlock(&cs->lock);
 }

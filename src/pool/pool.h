@@ -31,7 +31,8 @@ enum pool_page_state {
 
 struct pool_page {
     void *free;          /* freed blocks (class lock) */
-    char *start;         /* first block */
+    uint32_t start_off;  /* first block, as an offset from the chunk (see
+                            struct tiny_slab: no pointers to live blocks) */
     uint64_t div_magic;  /* hak_div_magic(stride) */
     uint32_t stride;     /* == pool_class_size[cls]: the one stride */
     uint32_t capacity;   /* blocks that fit in the page's usable bytes */
@@ -74,11 +75,6 @@ HAK_HIDDEN uint32_t pool_central_take(unsigned cls, uint32_t want, void **list,
                                       struct pool_chunk **arena);
 /* Returns the `n` blocks of list (all of class cls) to their pages. */
 HAK_HIDDEN void pool_central_put(unsigned cls, void *list, uint32_t n);
-
-/* Called for a block being freed that carries the free mark: aborts with
- * "free(): double free" if p is on its page's free list or on `cache`. */
-HAK_HIDDEN void pool_check_double_free(struct pool_page *pg, void *p, void *cache,
-                                       uint32_t cache_count);
 
 HAK_HIDDEN void pool_fork_prepare(void);
 HAK_HIDDEN void pool_fork_parent(void);

@@ -65,10 +65,10 @@ void pool_free(void *p, const char *func)
 {
     struct pool_page *pg = pool_page_of(p, func);
     unsigned cls = pg->cls;
+    if (HAK_UNLIKELY(hak_block_marked_free(p)))
+        hak_fatal_ptr(func, "double free", p);
     struct hak_thread *t = &hak_thread;
     struct pool_cache *c = &t->pool;
-    if (HAK_UNLIKELY(hak_block_marked_free(p)))
-        pool_check_double_free(pg, p, c->head[cls], c->count[cls]);
     if (HAK_UNLIKELY(t->state != HAK_THREAD_ACTIVE)) {
         hak_link_set(p, NULL);
         pool_central_put(cls, p, 1);

@@ -132,10 +132,11 @@ struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner)
     pthread_mutex_unlock(&ss_lock);
 
     struct tiny_slab *s = &ss->slabs[i];
-    s->start = slab_start(ss, i);
+    char *start = slab_start(ss, i);
+    s->start_off = (uint32_t)(start - (char *)ss);
     s->stride = tiny_class_size[cls];
     s->div_magic = hak_div_magic(s->stride);
-    s->capacity = (uint32_t)((size_t)(slab_base(ss, i) + TINY_SLAB_SIZE - s->start) / s->stride);
+    s->capacity = (uint32_t)((size_t)(slab_base(ss, i) + TINY_SLAB_SIZE - start) / s->stride);
     s->carved = 0;
     atomic_store_explicit(&s->carved_end, 0, memory_order_relaxed);
     s->used = 0;

@@ -42,7 +42,9 @@ struct tiny_slab {
     _Atomic(struct tiny_heap *) owner;
     /* Owner-only fields. */
     void *free;             /* blocks returned by the owner's cache */
-    char *start;            /* first block */
+    /* First block, as an offset from the superslab: no pointer to a live
+     * block is kept anywhere, so valgrind's leak check sees leaks as lost. */
+    uint32_t start_off;
     uint64_t div_magic;     /* hak_div_magic(stride) */
     uint32_t stride;        /* == tiny_class_size[cls]: the one stride */
     uint32_t capacity;      /* blocks that fit in the slab's usable bytes */
@@ -81,6 +83,11 @@ HAK_INLINE struct tiny_slab *tiny_slab_of(const void *p)
 HAK_INLINE unsigned tiny_slab_index(const struct superslab *ss, const struct tiny_slab *s)
 {
     return (unsigned)(s - ss->slabs);
+}
+
+HAK_INLINE char *tiny_slab_start(const struct tiny_slab *s)
+{
+    return (char *)tiny_superslab_of(s) + s->start_off;
 }
 
 /* Takes a free slab from the manager and formats it for class `cls`, owned by

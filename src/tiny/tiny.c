@@ -34,7 +34,7 @@ uint16_t tiny_cache_cap[TINY_NUM_CLASSES];
 
 void tiny_init(void)
 {
-    tiny_size_class_init();
+    HAK_DEBUG_CHECK(tiny_size_class_check(), "tiny_class_of_index disagrees with the classes");
     for (unsigned i = 0; i < TINY_NUM_CLASSES; i++) {
         unsigned cap = 16384 / tiny_class_size[i];
         tiny_cache_cap[i] = (uint16_t)(cap < 16 ? 16 : (cap > 256 ? 256 : cap));
@@ -127,7 +127,8 @@ static uint32_t slab_collect_remote(struct tiny_slab *s)
     void *last = NULL;
     for (void *b = list; b; b = hak_link_get(b)) {
         if (HAK_UNLIKELY(tiny_slab_of(b) != s))
-            hak_fatal("free(): corrupted remote free list of slab %p (block %p)", s->start, b);
+            hak_fatal("free(): corrupted remote free list of slab %p (block %p)",
+                      (void *)tiny_slab_start(s), b);
         last = b;
         n++;
     }
@@ -158,7 +159,8 @@ static uint32_t slab_take(struct tiny_slab *s, uint32_t want, void **list)
         void *b = s->free;
         s->free = hak_link_get(b);
         if (HAK_UNLIKELY(s->free && tiny_slab_of(s->free) != s))
-            hak_fatal("malloc(): corrupted free list of slab %p (block %p)", s->start, b);
+            hak_fatal("malloc(): corrupted free list of slab %p (block %p)",
+                      (void *)tiny_slab_start(s), b);
         hak_link_set(b, *list);
         *list = b;
         got++;
@@ -169,7 +171,7 @@ static uint32_t slab_take(struct tiny_slab *s, uint32_t want, void **list)
     if (carve) {
         /* Link the new blocks in address order, so the cache hands them out
          * in ascending order. */
-        char *first = s->start + (size_t)s->carved * s->stride;
+        char *first = tiny_slab_start(s) + (size_t)s->carved * s->stride;
         HAK_DEBUG_CHECK(first + (size_t)carve * s->stride <=
                             (char *)tiny_superslab_of(s) + ((size_t)(tiny_slab_index(
                                 tiny_superslab_of(s), s) + 1) << TINY_SLAB_SHIFT),
@@ -419,24 +421,6 @@ void tiny_check_link(void *next, unsigned cls)
     return;
 corrupt:
     hak_fatal("malloc(): corrupted free list (link to %p)", next);
-}
-
-/* Whether list (a cache or slab free list) holds b; bounded by `limit`. */
-static bool list_holds(void *list, void *b, uint32_t limit)
-{
-    for (; list && limit; list = hak_link_get(list), limit--)
-        if (list == b)
-            return true;
-    return false;
-}
-
-void tiny_check_double_free(struct tiny_cache *c, struct tiny_slab *s, void *p)
-{
-    unsigned cls = s->cls;
-    bool owner = c->heap && atomic_load_explicit(&s->owner, memory_order_relaxed) == c->heap;
-    if ((owner && list_holds(c->head[cls], p, c->count[cls] + 1)) ||
-        (owner && list_holds(s->free, p, s->capacity)))
-        hak_fatal_ptr("free", "double free", p);
 }
 
 void tiny_fork_prepare(void)

@@ -62,7 +62,7 @@ extern HAK_HIDDEN uint16_t tiny_cache_cap[TINY_NUM_CLASSES];
  */
 HAK_INLINE bool tiny_is_block(const struct tiny_slab *s, const void *p)
 {
-    uintptr_t off = (uintptr_t)p - (uintptr_t)s->start;
+    uintptr_t off = ((uintptr_t)p & HAK_CHUNK_MASK) - s->start_off;
     return HAK_LIKELY(off < atomic_load_explicit(&s->carved_end, memory_order_relaxed) &&
                       hak_divisible((uint32_t)off, s->div_magic));
 }
@@ -77,9 +77,6 @@ HAK_INLINE void tiny_check_block(const struct tiny_slab *s, const void *p, const
 /* Aborts with "malloc(): corrupted free list" unless next (decoded from a
  * cache link) is NULL or a block of class cls inside a live slab. */
 HAK_HIDDEN void tiny_check_link(void *next, unsigned cls);
-/* Called when a block being freed carries the free mark: aborts with
- * "free(): double free" if it is on the caller's cache or its slab's list. */
-HAK_HIDDEN void tiny_check_double_free(struct tiny_cache *c, struct tiny_slab *s, void *p);
 
 /* fork() support for the tiny tier's locks. */
 HAK_HIDDEN void tiny_fork_prepare(void);

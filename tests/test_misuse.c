@@ -1,0 +1,780 @@
+/*
+ * test_misuse.c - heap misuse in the default (release) build ends in one line
+ * `hakmem: <function>(): <what> 0x<pointer>` on stderr and abort():
+ *
+ *   - free / realloc / malloc_usable_size of an interior pointer, in each
+ *     tier (tiny p+16 of a 64-byte block, pool p+256 of a 4 KiB block, large
+ *     p+4096 of a 1 MiB block)                    -> "invalid pointer 0x<q>";
+ *   - double free, immediately, in each tier      -> "double free 0x<p>";
+ *   - double free after other operations: the block in the thread's cache,
+ *     flushed from the cache to its slab, returned to its slab by a thread
+ *     exit, pushed on its slab's remote-free list by another thread, freed
+ *     a second time by another thread while in the owner's cache, in the
+ *     pool after other pool traffic, in the large-mapping cache
+ *                                                 -> "double free 0x<p>";
+ *     realloc() of a freed block                  -> "realloc(): double free"
+ *     (or "realloc(): invalid pointer");
+ *     the documented exceptions, where the memory may have gone back to the
+ *     OS and hakmem no longer knows the address at all, so "invalid pointer
+ *     0x<p>" is accepted as well: a large block whose mapping was unmapped
+ *     (HAKMEM_LARGE_CACHE_MB=0), and a tiny block whose slab became empty when
+ *     its thread exited;
+ *   - a write-after-free (or an overflow from the previous block) that
+ *     corrupts a freed block's free-list link, followed by mallocs of that
+ *     class: the damaged link must be detected (abort with a `hakmem: `
+ *     message) and memory outside the heap must never be handed out.
+ *
+ * Each case runs in a forked child whose stderr is captured through a pipe;
+ * the parent checks the signal and the message.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hakmem.h"
+
+/* volatile: the compiler must not see (nor warn about, nor fold) the misuse */
+static void *volatile g_p;
+static volatile size_t g_sink;
+
+struct outcome {
+    int status;     /* from waitpid */
+    bool timed_out;
+    char err[8192]; /* the child's stderr */
+};
+
+/* Runs fn() in a child with stderr on a pipe, no core dump, 20 s limit. */
+static void run_child(void (*fn)(void), struct outcome *o)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        close(fds[0]);
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[1]);
+        fn();
+        _exit(0); /* survived the misuse: the test fails */
+    }
+    close(fds[1]);
+    size_t len = 0;
+    o->timed_out = false;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct pollfd pfd = {fds[0], POLLIN, 0};
+        int r = poll(&pfd, 1, 1000);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (t1.tv_sec - t0.tv_sec > 20) {
+            o->timed_out = true;
+            kill(pid, SIGKILL);
+            break;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r == 0)
+            continue;
+        ssize_t n = read(fds[0], o->err + len, sizeof o->err - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len == sizeof o->err - 1)
+            break;
+    }
+    o->err[len] = '\0';
+    close(fds[0]);
+    while (waitpid(pid, &o->status, 0) < 0 && errno == EINTR)
+        ;
+}
+
+static const char *describe(const struct outcome *o, char *buf, size_t n)
+{
+    if (o->timed_out)
+        snprintf(buf, n, "timed out");
+    else if (WIFSIGNALED(o->status))
+        snprintf(buf, n, "killed by signal %d (%s)", WTERMSIG(o->status),
+                 strsignal(WTERMSIG(o->status)));
+    else
+        snprintf(buf, n, "exited with status %d", WEXITSTATUS(o->status));
+    return buf;
+}
+
+/* fn() must abort with exactly "hakmem: <func>(): <what> <ptr>" on a line of
+ * its own (what2 is a second accepted <what>, or NULL). */
+static void expect_abort(void (*fn)(void), const char *func, const char *what, const char *what2,
+                         const void *ptr)
+{
+    struct outcome o;
+    char d[128];
+    run_child(fn, &o);
+    ck_assert_msg(!o.timed_out && WIFSIGNALED(o.status) && WTERMSIG(o.status) == SIGABRT,
+                  "expected SIGABRT with 'hakmem: %s(): %s %p', child %s; stderr: '%s'", func,
+                  what, ptr, describe(&o, d, sizeof d), o.err);
+    char want[256], want2[256];
+    snprintf(want, sizeof want, "hakmem: %s(): %s %p\n", func, what, ptr);
+    snprintf(want2, sizeof want2, "hakmem: %s(): %s %p\n", func, what2 ? what2 : what, ptr);
+    ck_assert_msg(strstr(o.err, want) || strstr(o.err, want2), "expected '%s'%s%s on stderr, got '%s'",
+                  strtok(want, "\n"), what2 ? " or " : "", what2 ? strtok(want2, "\n") : "", o.err);
+}
+
+/* fn() must abort with some "hakmem: " message (free-list corruption). */
+static void expect_abort_any(void (*fn)(void), const char *what)
+{
+    struct outcome o;
+    char d[128];
+    run_child(fn, &o);
+    ck_assert_msg(!(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 3),
+                  "%s: malloc handed out memory outside the heap; stderr: '%s'", what, o.err);
+    ck_assert_msg(!o.timed_out && WIFSIGNALED(o.status) && WTERMSIG(o.status) == SIGABRT,
+                  "%s: expected SIGABRT with a hakmem: message, child %s; stderr: '%s'", what,
+                  describe(&o, d, sizeof d), o.err);
+    ck_assert_msg(strstr(o.err, "hakmem: ") != NULL, "%s: no 'hakmem: ' message; stderr: '%s'",
+                  what, o.err);
+}
+
+/* ------------------------------------------------------------- blocks */
+
+#define TINY_SIZE 64
+#define TINY_OFF 16
+#define POOL_SIZE 4096
+#define POOL_OFF 256
+#define LARGE_SIZE (1u << 20)
+#define LARGE_OFF 4096
+
+/* A live block of `size`, recorded in g_p; returns g_p + off. */
+static void *block_at(size_t size, size_t off)
+{
+    char *p = malloc(size);
+    ck_assert_ptr_nonnull(p);
+    memset(p, 0x5a, size);
+    g_p = p;
+    return p + off;
+}
+
+static void *volatile g_q; /* the pointer misused */
+
+static void do_free(void) { free(g_q); }
+static void do_realloc(void) { g_sink = (size_t)realloc(g_q, 100); }
+static void do_usable(void) { g_sink = malloc_usable_size(g_q); }
+
+static void interior(size_t size, size_t off)
+{
+    g_q = block_at(size, off);
+    expect_abort(do_free, "free", "invalid pointer", NULL, g_q);
+    expect_abort(do_realloc, "realloc", "invalid pointer", NULL, g_q);
+    expect_abort(do_usable, "malloc_usable_size", "invalid pointer", NULL, g_q);
+    /* the parent's block is untouched and still valid */
+    ck_assert_uint_ge(malloc_usable_size(g_p), size);
+    free(g_p);
+}
+
+START_TEST(interior_tiny) { interior(TINY_SIZE, TINY_OFF); }
+END_TEST
+START_TEST(interior_pool) { interior(POOL_SIZE, POOL_OFF); }
+END_TEST
+START_TEST(interior_large) { interior(LARGE_SIZE, LARGE_OFF); }
+END_TEST
+
+/* A few more interior offsets per tier (still never a block start). */
+START_TEST(interior_more)
+{
+    static const size_t cases[][2] = {
+        {16, 8}, {48, 16}, {1024, 512}, {1025, 16}, {53248, 4096}, {53249, 16}, {200000, 65536},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        g_q = block_at(cases[i][0], cases[i][1]);
+        expect_abort(do_free, "free", "invalid pointer", NULL, g_q);
+        free(g_p);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------- double free */
+
+static size_t g_size;
+
+static void df_immediate(void)
+{
+    void *p = g_p;
+    free(p);
+    free(p);
+}
+
+static void double_free_immediate(size_t size)
+{
+    g_size = size;
+    g_p = malloc(size);
+    ck_assert_ptr_nonnull(g_p);
+    expect_abort(df_immediate, "free", "double free", NULL, g_p);
+    free(g_p);
+}
+
+START_TEST(df_immediate_tiny) { double_free_immediate(TINY_SIZE); }
+END_TEST
+START_TEST(df_immediate_tiny16) { double_free_immediate(16); }
+END_TEST
+START_TEST(df_immediate_pool) { double_free_immediate(POOL_SIZE); }
+END_TEST
+START_TEST(df_immediate_large) { double_free_immediate(LARGE_SIZE); }
+END_TEST
+
+/* Through the prefixed API too. */
+static void df_hak(void)
+{
+    void *p = g_p;
+    hak_free(p);
+    hak_free(p);
+}
+START_TEST(df_immediate_hak_api)
+{
+    static const size_t sizes[] = {TINY_SIZE, POOL_SIZE, LARGE_SIZE};
+    for (int i = 0; i < 3; i++) {
+        g_p = hak_malloc(sizes[i]);
+        ck_assert_ptr_nonnull(g_p);
+        expect_abort(df_hak, "free", "double free", NULL, g_p);
+        hak_free(g_p);
+    }
+}
+END_TEST
+
+/* realloc of a freed block is the same misuse. */
+static void df_realloc(void)
+{
+    void *p = g_p;
+    free(p);
+    g_sink = (size_t)realloc(p, g_size * 2);
+}
+START_TEST(df_realloc_each_tier)
+{
+    static const size_t sizes[] = {TINY_SIZE, POOL_SIZE, LARGE_SIZE};
+    for (int i = 0; i < 3; i++) {
+        g_size = sizes[i];
+        g_p = malloc(sizes[i]);
+        ck_assert_ptr_nonnull(g_p);
+        expect_abort(df_realloc, "realloc", "double free", "invalid pointer", g_p);
+        free(g_p);
+    }
+}
+END_TEST
+
+/* tiny, in the thread cache: other classes are used in between */
+static void df_tiny_cache(void)
+{
+    void *p = g_p;
+    free(p);
+    for (int i = 0; i < 100; i++) {
+        void *a = malloc(16 + (size_t)(i % 7) * 100);
+        void *b = calloc(1, 200);
+        free(a);
+        free(b);
+    }
+    free(p);
+}
+START_TEST(df_tiny_in_cache)
+{
+    g_p = malloc(TINY_SIZE);
+    expect_abort(df_tiny_cache, "free", "double free", NULL, g_p);
+    free(g_p);
+}
+END_TEST
+
+/* tiny, flushed: thousands of frees of the same class after it overflow the
+ * thread cache several times, so batches go back to the slab. */
+#define MANY 20000
+static void *g_many[MANY];
+static void df_tiny_flushed(void)
+{
+    void *p = g_p;
+    free(p);
+    for (int i = 0; i < MANY; i++)
+        free(g_many[i]);
+    for (int i = 0; i < 50; i++) /* other classes come and go */
+        free(malloc(200));
+    free(p);
+}
+/* Neighbours of p, allocated just before and after it and never freed in the
+ * child: p's slab or page stays in use, so p sits on a free list and cannot
+ * have gone back to the OS (where "invalid pointer" would be the answer). */
+static void *g_keep_before, *g_keep_after;
+static void alloc_p_with_neighbours(size_t size)
+{
+    g_keep_before = malloc(size);
+    g_p = malloc(size);
+    g_keep_after = malloc(size);
+}
+static void free_neighbours(void)
+{
+    free(g_keep_before);
+    free(g_keep_after);
+}
+
+START_TEST(df_tiny_after_flush)
+{
+    /* blocks allocated before p, so none of them is p */
+    for (int i = 0; i < MANY; i++)
+        g_many[i] = malloc(TINY_SIZE);
+    alloc_p_with_neighbours(TINY_SIZE);
+    expect_abort(df_tiny_flushed, "free", "double free", NULL, g_p);
+    for (int i = 0; i < MANY; i++)
+        free(g_many[i]);
+    free(g_p);
+    free_neighbours();
+}
+END_TEST
+
+/* tiny: the block is freed early, then half of a slab's worth of the same class
+ * is allocated and freed in a different order (first freed, first reused) */
+static void df_tiny_churn(void)
+{
+    void *p = g_p;
+    free(p);
+    for (int i = 0; i < MANY; i++)
+        free(g_many[i]);
+    /* reallocate most of them: p may be handed out again here; if so it is
+     * live and freed once more below, then the final free is a double free */
+    for (int i = 0; i < MANY; i++)
+        g_many[i] = malloc(TINY_SIZE);
+    for (int i = MANY - 1; i >= 0; i--)
+        free(g_many[i]);
+    free(p);
+}
+START_TEST(df_tiny_after_churn)
+{
+    for (int i = 0; i < MANY; i++)
+        g_many[i] = malloc(TINY_SIZE);
+    alloc_p_with_neighbours(TINY_SIZE);
+    expect_abort(df_tiny_churn, "free", "double free", NULL, g_p);
+}
+END_TEST
+
+/* tiny: freed by a thread that then exits (its cache goes back to the slab).
+ * The thread keeps a second block of the slab alive (handed to the main
+ * thread), so the slab stays in use and the block sits on its free list. */
+static void *volatile g_keep;
+static void *thread_free(void *arg)
+{
+    free(arg);
+    return NULL;
+}
+static void *thread_alloc_free(void *arg)
+{
+    void *p = malloc(TINY_SIZE);
+    g_keep = arg ? malloc(TINY_SIZE) : NULL;
+    g_p = p;
+    free(p);
+    return NULL;
+}
+static void df_tiny_thread_exit(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, thread_alloc_free, g_keep) != 0 || pthread_join(t, NULL) != 0)
+        _exit(4);
+    /* g_p was allocated and freed by the exited thread */
+    char msg[64];
+    int n = snprintf(msg, sizeof msg, "ptr %p\n", g_p);
+    g_sink = (size_t)write(STDERR_FILENO, msg, (size_t)n);
+    free(g_p);
+}
+/* keep: whether the slab keeps a live block; without one, the slab may have
+ * gone back to the OS and "invalid pointer" is the documented answer. */
+static void thread_exit_case(bool keep)
+{
+    struct outcome o;
+    char d[128];
+    g_keep = keep ? (void *)1 : NULL;
+    run_child(df_tiny_thread_exit, &o);
+    void *p = NULL;
+    const char *s = strstr(o.err, "ptr ");
+    ck_assert_msg(s && sscanf(s, "ptr %p", &p) == 1, "child printed no pointer: '%s'", o.err);
+    char w1[128], w2[128];
+    snprintf(w1, sizeof w1, "hakmem: free(): double free %p\n", p);
+    snprintf(w2, sizeof w2, "hakmem: free(): invalid pointer %p\n", p);
+    ck_assert_msg(!o.timed_out && WIFSIGNALED(o.status) && WTERMSIG(o.status) == SIGABRT &&
+                      (strstr(o.err, w1) || (!keep && strstr(o.err, w2))),
+                  "expected SIGABRT and 'hakmem: free(): double free %p'%s, child %s; "
+                  "stderr: '%s'",
+                  p, keep ? "" : " (or invalid pointer)", describe(&o, d, sizeof d), o.err);
+}
+START_TEST(df_tiny_after_thread_exit) { thread_exit_case(true); }
+END_TEST
+START_TEST(df_tiny_after_thread_exit_empty_slab) { thread_exit_case(false); }
+END_TEST
+
+/* tiny: freed by another thread (remote free onto the owner's slab) */
+static void df_tiny_remote(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, thread_free, g_p) != 0 || pthread_join(t, NULL) != 0)
+        _exit(4);
+    free(g_p);
+}
+START_TEST(df_tiny_after_remote_free)
+{
+    g_p = malloc(TINY_SIZE);
+    expect_abort(df_tiny_remote, "free", "double free", NULL, g_p);
+    free(g_p);
+}
+END_TEST
+
+/* double free from the other thread, after the owner freed it */
+static void *thread_free_twice_target(void *arg)
+{
+    free(arg);
+    return NULL;
+}
+static void df_tiny_remote2(void)
+{
+    free(g_p);
+    pthread_t t;
+    if (pthread_create(&t, NULL, thread_free_twice_target, g_p) != 0)
+        _exit(4);
+    pthread_join(t, NULL);
+}
+START_TEST(df_tiny_remote_second)
+{
+    g_p = malloc(TINY_SIZE);
+    expect_abort(df_tiny_remote2, "free", "double free", NULL, g_p);
+    free(g_p);
+}
+END_TEST
+
+/* pool: other pool traffic between the two frees */
+static void df_pool_traffic(void)
+{
+    void *p = g_p;
+    free(p);
+    void *keep[64];
+    for (int i = 0; i < 64; i++)
+        keep[i] = malloc(POOL_SIZE + (size_t)(i % 3) * 8192);
+    for (int i = 0; i < 64; i++)
+        free(keep[i]);
+    free(p);
+}
+START_TEST(df_pool_after_traffic)
+{
+    void *pre[200];
+    for (int i = 0; i < 200; i++) /* let the block not be the first of its page */
+        pre[i] = malloc(POOL_SIZE);
+    g_p = malloc(POOL_SIZE);
+    expect_abort(df_pool_traffic, "free", "double free", NULL, g_p);
+    for (int i = 0; i < 200; i++)
+        free(pre[i]);
+    free(g_p);
+}
+END_TEST
+
+/* pool: many frees of the same class after it (flushed from any cache) */
+static void df_pool_flushed(void)
+{
+    void *p = g_p;
+    free(p);
+    for (int i = 0; i < 2000; i++)
+        free(g_many[i]);
+    free(p);
+}
+START_TEST(df_pool_after_flush)
+{
+    for (int i = 0; i < 2000; i++)
+        g_many[i] = malloc(POOL_SIZE);
+    alloc_p_with_neighbours(POOL_SIZE);
+    expect_abort(df_pool_flushed, "free", "double free", NULL, g_p);
+    for (int i = 0; i < 2000; i++)
+        free(g_many[i]);
+    free(g_p);
+    free_neighbours();
+}
+END_TEST
+
+/* pool: freed by another thread (which then exits), then freed again; a
+ * neighbour stays allocated, so the page is in use and the block is on a
+ * free list (not unmapped) */
+static void df_pool_thread(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, thread_free, g_p) != 0 || pthread_join(t, NULL) != 0)
+        _exit(4);
+    free(g_p);
+}
+START_TEST(df_pool_after_remote_free)
+{
+    void *keep = malloc(POOL_SIZE);
+    g_p = malloc(POOL_SIZE);
+    void *keep2 = malloc(POOL_SIZE);
+    expect_abort(df_pool_thread, "free", "double free", NULL, g_p);
+    free(g_p);
+    free(keep);
+    free(keep2);
+}
+END_TEST
+
+/* large: the freed mapping sits in the large cache while other work runs */
+static void df_large_cached(void)
+{
+    void *p = g_p;
+    free(p);
+    for (int i = 0; i < 20; i++)
+        free(malloc(100 + (size_t)i * 3000));
+    void *other = malloc(256 * 1024); /* a different large size */
+    free(other);
+    free(p);
+}
+START_TEST(df_large_in_cache)
+{
+    g_p = malloc(LARGE_SIZE);
+    expect_abort(df_large_cached, "free", "double free", NULL, g_p);
+    free(g_p);
+}
+END_TEST
+
+/* large with the cache off (HAKMEM_LARGE_CACHE_MB=0, read at start-up, so a
+ * fresh process is exec'd): the mapping goes back to the OS and hakmem no
+ * longer knows the address: "invalid pointer" is the documented answer,
+ * "double free" is accepted too. */
+static const char *g_self;
+static void df_large_nocache_exec(void)
+{
+    setenv("HAKMEM_LARGE_CACHE_MB", "0", 1);
+    execl(g_self, g_self, "--large-nocache-child", (char *)NULL);
+    _exit(5);
+}
+static int large_nocache_child(void)
+{
+    void *p = malloc(LARGE_SIZE);
+    if (!p)
+        return 6;
+    char msg[64];
+    int n = snprintf(msg, sizeof msg, "ptr %p\n", p);
+    g_sink = (size_t)write(STDERR_FILENO, msg, (size_t)n);
+    g_p = p;
+    free(g_p);
+    free(g_p);
+    return 0;
+}
+START_TEST(df_large_without_cache)
+{
+    struct outcome o;
+    char d[128];
+    run_child(df_large_nocache_exec, &o);
+    void *p = NULL;
+    const char *s = strstr(o.err, "ptr ");
+    ck_assert_msg(s && sscanf(s, "ptr %p", &p) == 1, "child printed no pointer: '%s' (%s)", o.err,
+                  describe(&o, d, sizeof d));
+    char w1[128], w2[128];
+    snprintf(w1, sizeof w1, "hakmem: free(): double free %p\n", p);
+    snprintf(w2, sizeof w2, "hakmem: free(): invalid pointer %p\n", p);
+    ck_assert_msg(!o.timed_out && WIFSIGNALED(o.status) && WTERMSIG(o.status) == SIGABRT &&
+                      (strstr(o.err, w1) || strstr(o.err, w2)),
+                  "expected SIGABRT and a double free / invalid pointer report, child %s; "
+                  "stderr: '%s'",
+                  describe(&o, d, sizeof d), o.err);
+}
+END_TEST
+
+/* ------------------------------------------------ free-list corruption */
+
+/* Memory outside the heap whose address is planted in freed blocks. */
+static char g_victim[1 << 16] __attribute__((aligned(4096)));
+
+static bool outside_heap(const void *q)
+{
+    uintptr_t a = (uintptr_t)q, v = (uintptr_t)g_victim;
+    return a >= v - 4096 && a < v + sizeof g_victim + 4096;
+}
+
+/* mallocs of `size` until one fails a check: exit 3 if memory outside the
+ * heap is handed out; hakmem should abort before. */
+static void malloc_until_caught(size_t size, int rounds)
+{
+    for (int i = 0; i < rounds; i++) {
+        void *q = malloc(size);
+        if (q && outside_heap(q))
+            _exit(3);
+        if (q)
+            memset(q, 0, size); /* use it, as a program would */
+    }
+}
+
+static uintptr_t g_plant;
+
+/* Writes the planted value over every word of the freed block: wherever
+ * the allocator keeps its link, it is damaged. */
+static void plant(void *p, size_t size)
+{
+    uintptr_t *w = p;
+    for (size_t i = 0; i < size / sizeof *w; i++)
+        w[i] = g_plant;
+}
+
+static void uaf_tiny(void)
+{
+    void *p = g_p;
+    free(p);
+    plant(p, TINY_SIZE); /* write after free */
+    malloc_until_caught(TINY_SIZE, 100000);
+}
+
+static void uaf_tiny_first_word(void)
+{
+    void *p = g_p;
+    free(p);
+    *(uintptr_t *)p = g_plant; /* just the first word */
+    malloc_until_caught(TINY_SIZE, 100000);
+}
+
+static void uaf_pool(void)
+{
+    void *p = g_p;
+    free(p);
+    plant(p, 64); /* the start of the block */
+    malloc_until_caught(POOL_SIZE, 20000);
+}
+
+START_TEST(uaf_tiny_outside)
+{
+    g_plant = (uintptr_t)(g_victim + 4096);
+    g_p = malloc(TINY_SIZE);
+    expect_abort_any(uaf_tiny, "tiny write-after-free (link to static data)");
+    g_p = malloc(TINY_SIZE);
+    expect_abort_any(uaf_tiny_first_word, "tiny write-after-free of the first word");
+}
+END_TEST
+
+START_TEST(uaf_tiny_garbage)
+{
+    g_plant = (uintptr_t)0x4141414141414141ull;
+    g_p = malloc(TINY_SIZE);
+    expect_abort_any(uaf_tiny, "tiny write-after-free (garbage)");
+    g_p = malloc(TINY_SIZE);
+    expect_abort_any(uaf_tiny_first_word, "tiny write-after-free of the first word (garbage)");
+}
+END_TEST
+
+START_TEST(uaf_tiny_other_slab)
+{
+    /* a link into the heap, but to a block of another class (another slab) */
+    void *other = malloc(512);
+    g_plant = (uintptr_t)other;
+    g_p = malloc(TINY_SIZE);
+    expect_abort_any(uaf_tiny, "tiny write-after-free (link into another slab)");
+    free(other);
+}
+END_TEST
+
+/* overflow of a live block into the next block, which is free */
+static void overflow_tiny(void)
+{
+    /* find two neighbours a, b = a + TINY_SIZE among fresh blocks */
+    char *blk[256];
+    char *a = NULL, *b = NULL;
+    for (int i = 0; i < 256; i++)
+        blk[i] = malloc(TINY_SIZE);
+    for (int i = 0; i < 256 && !a; i++)
+        for (int j = 0; j < 256; j++)
+            if (blk[j] == blk[i] + TINY_SIZE) {
+                a = blk[i];
+                b = blk[j];
+                break;
+            }
+    if (!a)
+        _exit(7);
+    free(b);
+    memset(a, 0x41, TINY_SIZE + 16); /* 16 bytes too many: into free b */
+    malloc_until_caught(TINY_SIZE, 100000);
+}
+START_TEST(overflow_into_free_tiny)
+{
+    expect_abort_any(overflow_tiny, "tiny overflow into the next (free) block");
+}
+END_TEST
+
+START_TEST(uaf_pool_outside)
+{
+    g_plant = (uintptr_t)(g_victim + 4096);
+    g_p = malloc(POOL_SIZE);
+    expect_abort_any(uaf_pool, "pool write-after-free (link to static data)");
+    g_plant = (uintptr_t)0x4141414141414141ull;
+    g_p = malloc(POOL_SIZE);
+    expect_abort_any(uaf_pool, "pool write-after-free (garbage)");
+}
+END_TEST
+
+/* ------------------------------------------------------------- main */
+
+int main(int argc, char **argv)
+{
+    g_self = "/proc/self/exe";
+    if (argc > 1 && strcmp(argv[1], "--large-nocache-child") == 0)
+        return large_nocache_child();
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        g_self = strdup(self);
+    }
+
+    Suite *s = suite_create("misuse");
+    TCase *tc = tcase_create("interior");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, interior_tiny);
+    tcase_add_test(tc, interior_pool);
+    tcase_add_test(tc, interior_large);
+    tcase_add_test(tc, interior_more);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("double_free");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, df_immediate_tiny);
+    tcase_add_test(tc, df_immediate_tiny16);
+    tcase_add_test(tc, df_immediate_pool);
+    tcase_add_test(tc, df_immediate_large);
+    tcase_add_test(tc, df_immediate_hak_api);
+    tcase_add_test(tc, df_realloc_each_tier);
+    tcase_add_test(tc, df_tiny_in_cache);
+    tcase_add_test(tc, df_tiny_after_flush);
+    tcase_add_test(tc, df_tiny_after_churn);
+    tcase_add_test(tc, df_tiny_after_thread_exit);
+    tcase_add_test(tc, df_tiny_after_thread_exit_empty_slab);
+    tcase_add_test(tc, df_tiny_after_remote_free);
+    tcase_add_test(tc, df_tiny_remote_second);
+    tcase_add_test(tc, df_pool_after_traffic);
+    tcase_add_test(tc, df_pool_after_flush);
+    tcase_add_test(tc, df_pool_after_remote_free);
+    tcase_add_test(tc, df_large_in_cache);
+    tcase_add_test(tc, df_large_without_cache);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("corruption");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, uaf_tiny_outside);
+    tcase_add_test(tc, uaf_tiny_garbage);
+    tcase_add_test(tc, uaf_tiny_other_slab);
+    tcase_add_test(tc, overflow_into_free_tiny);
+    tcase_add_test(tc, uaf_pool_outside);
+    suite_add_tcase(s, tc);
+
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
