@@ -16,6 +16,7 @@
 #include "os.h"
 #include "stats.h"
 
+#include "lock.h"
 #include <pthread.h>
 #include <string.h>
 
@@ -36,7 +37,7 @@ struct large_header {
 
 _Static_assert(sizeof(struct large_header) <= LARGE_HEADER, "large header too big");
 
-static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_lock cache_lock = HAK_LOCK_INITIALIZER;
 static struct {
     char *map;
     size_t size;
@@ -59,7 +60,7 @@ static size_t map_size_for(size_t size, size_t off)
 static char *cache_take(size_t size)
 {
     char *map = NULL;
-    pthread_mutex_lock(&cache_lock);
+    hak_lock(&cache_lock);
     for (unsigned i = cache_count; i-- > 0;) {
         if (cache[i].size == size) {
             map = cache[i].map;
@@ -68,7 +69,7 @@ static char *cache_take(size_t size)
             break;
         }
     }
-    pthread_mutex_unlock(&cache_lock);
+    hak_unlock(&cache_lock);
     return map;
 }
 
@@ -76,7 +77,7 @@ static char *cache_take(size_t size)
 static bool cache_put(char *map, size_t size)
 {
     bool kept = false;
-    pthread_mutex_lock(&cache_lock);
+    hak_lock(&cache_lock);
     if (cache_count < LARGE_CACHE_SLOTS && cache_bytes + size <= hak_opt.large_cache_bytes) {
         cache[cache_count].map = map;
         cache[cache_count].size = size;
@@ -84,7 +85,7 @@ static bool cache_put(char *map, size_t size)
         cache_bytes += size;
         kept = true;
     }
-    pthread_mutex_unlock(&cache_lock);
+    hak_unlock(&cache_lock);
     return kept;
 }
 
@@ -220,17 +221,17 @@ void *large_realloc(void *p, size_t size)
 size_t large_trim(void)
 {
     size_t bytes = 0;
-    pthread_mutex_lock(&cache_lock);
+    hak_lock(&cache_lock);
     while (cache_count) {
         cache_count--;
         unmap_block(cache[cache_count].map, cache[cache_count].size);
         bytes += cache[cache_count].size;
     }
     cache_bytes = 0;
-    pthread_mutex_unlock(&cache_lock);
+    hak_unlock(&cache_lock);
     return bytes;
 }
 
-void large_fork_prepare(void) { pthread_mutex_lock(&cache_lock); }
-void large_fork_parent(void) { pthread_mutex_unlock(&cache_lock); }
-void large_fork_child(void) { pthread_mutex_init(&cache_lock, NULL); }
+void large_fork_prepare(void) { hak_lock(&cache_lock); }
+void large_fork_parent(void) { hak_unlock(&cache_lock); }
+void large_fork_child(void) { hak_lock_init(&cache_lock); }

@@ -9,6 +9,7 @@
 #include "registry.h"
 
 #include <fcntl.h>
+#include "lock.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,7 @@ __thread struct hak_thread hak_thread __attribute__((tls_model("initial-exec")))
 _Atomic int hak_ready;
 uintptr_t hak_secret;
 
-static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_lock init_lock = HAK_LOCK_INITIALIZER;
 static pthread_key_t exit_key;
 static _Atomic int hooks_state; /* 0: none, 1: being registered, 2: registered */
 
@@ -104,10 +105,10 @@ static void register_hooks(void)
 bool hak_init_slow(void)
 {
     if (!atomic_load_explicit(&hak_ready, memory_order_acquire)) {
-        pthread_mutex_lock(&init_lock);
+        hak_lock(&init_lock);
         if (!atomic_load_explicit(&hak_ready, memory_order_relaxed)) {
             if (!hak_registry_init()) {
-                pthread_mutex_unlock(&init_lock);
+                hak_unlock(&init_lock);
                 return false;
             }
             /* The kernel's 16 random bytes for this process (no syscall). */
@@ -123,7 +124,7 @@ bool hak_init_slow(void)
             large_init();
             atomic_store_explicit(&hak_ready, 1, memory_order_release);
         }
-        pthread_mutex_unlock(&init_lock);
+        hak_unlock(&init_lock);
     }
     register_hooks();
     return true;

@@ -4,6 +4,7 @@
 #include "stats.h"
 #include "lifecycle.h"
 
+#include "lock.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,7 +17,7 @@ static _Atomic uint64_t global_allocs[HAK_TIER_COUNT], global_frees[HAK_TIER_COU
 /* Live threads' counters.  Each hak_counters sits in its thread's TLS, which
  * stays valid until the thread unregisters it at exit (under this lock). */
 #define STATS_MAX_LIVE 4096
-static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_lock live_lock = HAK_LOCK_INITIALIZER;
 static struct hak_counters *live[STATS_MAX_LIVE];
 static unsigned live_count;
 
@@ -36,22 +37,22 @@ void hak_stats_count_global(enum hak_tier tier, bool alloc)
 
 void hak_stats_thread_start(struct hak_counters *c)
 {
-    pthread_mutex_lock(&live_lock);
+    hak_lock(&live_lock);
     if (live_count < STATS_MAX_LIVE)
         live[live_count++] = c;
-    pthread_mutex_unlock(&live_lock);
+    hak_unlock(&live_lock);
 }
 
 void hak_stats_thread_exit(struct hak_counters *c)
 {
-    pthread_mutex_lock(&live_lock);
+    hak_lock(&live_lock);
     for (unsigned i = 0; i < live_count; i++) {
         if (live[i] == c) {
             live[i] = live[--live_count];
             break;
         }
     }
-    pthread_mutex_unlock(&live_lock);
+    hak_unlock(&live_lock);
     /* Fold in whatever was counted, registered or not. */
     for (int t = 0; t < HAK_TIER_COUNT; t++) {
         atomic_fetch_add_explicit(&global_allocs[t], c->allocs[t], memory_order_relaxed);
@@ -63,7 +64,7 @@ void hak_stats_thread_exit(struct hak_counters *c)
 void hak_stats_get(struct hak_stats *out)
 {
     memset(out, 0, sizeof(*out));
-    pthread_mutex_lock(&live_lock);
+    hak_lock(&live_lock);
     for (int t = 0; t < HAK_TIER_COUNT; t++) {
         out->tier[t].allocs = atomic_load_explicit(&global_allocs[t], memory_order_relaxed);
         out->tier[t].frees = atomic_load_explicit(&global_frees[t], memory_order_relaxed);
@@ -74,7 +75,7 @@ void hak_stats_get(struct hak_stats *out)
         int64_t m = atomic_load_explicit(&mapped[t], memory_order_relaxed);
         out->tier[t].mapped_bytes = m > 0 ? (uint64_t)m : 0;
     }
-    pthread_mutex_unlock(&live_lock);
+    hak_unlock(&live_lock);
     out->mmap_calls = atomic_load_explicit(&mmap_calls, memory_order_relaxed);
     out->munmap_calls = atomic_load_explicit(&munmap_calls, memory_order_relaxed);
 }
@@ -102,12 +103,12 @@ void hak_stats_print_fd(int fd)
     (void)w;
 }
 
-void hak_stats_fork_prepare(void) { pthread_mutex_lock(&live_lock); }
-void hak_stats_fork_parent(void) { pthread_mutex_unlock(&live_lock); }
+void hak_stats_fork_prepare(void) { hak_lock(&live_lock); }
+void hak_stats_fork_parent(void) { hak_unlock(&live_lock); }
 
 void hak_stats_fork_child(void)
 {
-    pthread_mutex_init(&live_lock, NULL);
+    hak_lock_init(&live_lock);
     /* Only the forking thread lives on in the child: the other threads'
      * TLS is gone, so their counters are dropped from the live list. */
     struct hak_counters *self = &hak_thread.counters;

@@ -11,6 +11,7 @@
 #include "registry.h"
 #include "stats.h"
 
+#include "lock.h"
 #include <pthread.h>
 #include <string.h>
 
@@ -18,21 +19,21 @@
 #define ALL_UNITS_FREE ((uint32_t)(((uint64_t)1 << POOL_UNITS_PER_CHUNK) - 1))
 
 static struct pool_class_state {
-    pthread_mutex_t lock;
+    struct hak_lock lock;
     struct pool_page *partial;  /* pages with free or uncarved blocks */
     struct pool_page *empty;    /* one empty page kept to avoid map/purge churn */
 } classes[POOL_NUM_CLASSES];
 
 /* All pool chunks, newest first; chunks are never unmapped (their free units
  * are purged), so the list only grows and is read without the lock. */
-static pthread_mutex_t chunk_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_lock chunk_lock = HAK_LOCK_INITIALIZER;
 static struct pool_chunk *_Atomic chunks;
 
 void pool_init(void)
 {
     pool_size_class_init();
     for (unsigned i = 0; i < POOL_NUM_CLASSES; i++)
-        pthread_mutex_init(&classes[i].lock, NULL);
+        hak_lock_init(&classes[i].lock);
 }
 
 int pool_class_for(size_t size, size_t align)
@@ -101,13 +102,13 @@ static struct pool_page *page_claim(unsigned units, struct pool_chunk **arena)
     struct pool_chunk *c = arena ? *arena : NULL;
     int i = c ? units_claim(c, units) : -1;
     if (i < 0) {
-        pthread_mutex_lock(&chunk_lock);
+        hak_lock(&chunk_lock);
         for (c = atomic_load_explicit(&chunks, memory_order_acquire); c; c = c->next)
             if ((i = units_claim(c, units)) >= 0)
                 break;
         if (!c && (c = chunk_new()) != NULL)
             i = units_claim(c, units);
-        pthread_mutex_unlock(&chunk_lock);
+        hak_unlock(&chunk_lock);
         if (!c || i < 0)
             return NULL;
         if (arena)
@@ -228,7 +229,7 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list, struct pool
 {
     struct pool_class_state *cs = &classes[cls];
     uint32_t got = 0;
-    pthread_mutex_lock(&cs->lock);
+    hak_lock(&cs->lock);
     while (got < want) {
         struct pool_page *pg = cs->partial;
         if (!pg) {
@@ -265,7 +266,7 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list, struct pool
             atomic_store_explicit(&pg->state, POOL_PAGE_FULL, memory_order_relaxed);
         }
     }
-    pthread_mutex_unlock(&cs->lock);
+    hak_unlock(&cs->lock);
     return got;
 }
 
@@ -291,13 +292,13 @@ static void page_put(struct pool_class_state *cs, struct pool_page *pg, void *b)
 void pool_central_put(unsigned cls, void *list, uint32_t n)
 {
     struct pool_class_state *cs = &classes[cls];
-    pthread_mutex_lock(&cs->lock);
+    hak_lock(&cs->lock);
     while (n--) {
         void *b = list;
         list = hak_link_get(b);
         page_put(cs, pool_page_of(b, "free"), b);
     }
-    pthread_mutex_unlock(&cs->lock);
+    hak_unlock(&cs->lock);
 }
 
 size_t pool_usable_size(void *p, const char *func)
@@ -327,9 +328,9 @@ void pool_free(void *p, const char *func)
     if (hak_opt.pool_trace)
         hak_warn("pool: free %p class=%u", p, cls);
     struct pool_class_state *cs = &classes[cls];
-    pthread_mutex_lock(&cs->lock);
+    hak_lock(&cs->lock);
     page_put(cs, pg, p);
-    pthread_mutex_unlock(&cs->lock);
+    hak_unlock(&cs->lock);
 }
 #endif
 
@@ -338,13 +339,13 @@ size_t pool_trim(void)
     size_t bytes = 0;
     for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++) {
         struct pool_class_state *cs = &classes[cls];
-        pthread_mutex_lock(&cs->lock);
+        hak_lock(&cs->lock);
         if (cs->empty) {
             bytes += (size_t)cs->empty->units << POOL_UNIT_SHIFT;
             page_release(cs->empty);
             cs->empty = NULL;
         }
-        pthread_mutex_unlock(&cs->lock);
+        hak_unlock(&cs->lock);
     }
     return bytes;
 }
@@ -352,20 +353,20 @@ size_t pool_trim(void)
 void pool_fork_prepare(void)
 {
     for (unsigned i = 0; i < POOL_NUM_CLASSES; i++)
-        pthread_mutex_lock(&classes[i].lock);
-    pthread_mutex_lock(&chunk_lock);
+        hak_lock(&classes[i].lock);
+    hak_lock(&chunk_lock);
 }
 
 void pool_fork_parent(void)
 {
-    pthread_mutex_unlock(&chunk_lock);
+    hak_unlock(&chunk_lock);
     for (unsigned i = 0; i < POOL_NUM_CLASSES; i++)
-        pthread_mutex_unlock(&classes[i].lock);
+        hak_unlock(&classes[i].lock);
 }
 
 void pool_fork_child(void)
 {
-    pthread_mutex_init(&chunk_lock, NULL);
+    hak_lock_init(&chunk_lock);
     for (unsigned i = 0; i < POOL_NUM_CLASSES; i++)
-        pthread_mutex_init(&classes[i].lock, NULL);
+        hak_lock_init(&classes[i].lock);
 }

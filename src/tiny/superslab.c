@@ -9,6 +9,7 @@
 #include "registry.h"
 #include "stats.h"
 
+#include "lock.h"
 #include <pthread.h>
 #include <string.h>
 
@@ -17,7 +18,7 @@
 /* Completely empty superslabs kept mapped (their slabs purged) for reuse. */
 #define TINY_EMPTY_SS_MAX 1
 
-static pthread_mutex_t ss_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_lock ss_lock = HAK_LOCK_INITIALIZER;
 static struct superslab *ss_avail;      /* superslabs with at least one free slab */
 static unsigned ss_dirty_slabs;          /* free slabs with dirty pages, all superslabs */
 static unsigned ss_empty;                /* superslabs whose slabs are all free */
@@ -106,7 +107,7 @@ static size_t purge_all_locked(void)
 
 struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner)
 {
-    pthread_mutex_lock(&ss_lock);
+    hak_lock(&ss_lock);
     struct superslab *ss = ss_avail;
     /* Prefer a superslab that is already in use: empty ones may be unmapped. */
     while (ss && ss->free_mask == SS_ALL_FREE && ss->next)
@@ -114,7 +115,7 @@ struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner)
     if (!ss)
         ss = superslab_new();
     if (!ss) {
-        pthread_mutex_unlock(&ss_lock);
+        hak_unlock(&ss_lock);
         return NULL;
     }
     /* Reuse a dirty slab first: its pages are already resident. */
@@ -129,7 +130,7 @@ struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner)
     }
     if (!ss->free_mask)
         list_remove(ss);
-    pthread_mutex_unlock(&ss_lock);
+    hak_unlock(&ss_lock);
 
     struct tiny_slab *s = &ss->slabs[i];
     char *start = slab_start(ss, i);
@@ -158,7 +159,7 @@ void tiny_slab_release(struct tiny_slab *s)
     atomic_store_explicit(&s->carved_end, 0, memory_order_relaxed);
     atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
 
-    pthread_mutex_lock(&ss_lock);
+    hak_lock(&ss_lock);
     ss->free_mask |= 1u << i;
     if (s->carved) {
         ss->dirty_mask |= 1u << i;
@@ -176,12 +177,12 @@ void tiny_slab_release(struct tiny_slab *s)
     }
     if (ss_dirty_slabs > TINY_DIRTY_SLABS_MAX)
         purge_all_locked();
-    pthread_mutex_unlock(&ss_lock);
+    hak_unlock(&ss_lock);
 }
 
 size_t tiny_superslab_trim(void)
 {
-    pthread_mutex_lock(&ss_lock);
+    hak_lock(&ss_lock);
     size_t bytes = 0;
     struct superslab *ss = ss_avail;
     while (ss) {
@@ -195,10 +196,10 @@ size_t tiny_superslab_trim(void)
         ss = next;
     }
     bytes += purge_all_locked();
-    pthread_mutex_unlock(&ss_lock);
+    hak_unlock(&ss_lock);
     return bytes;
 }
 
-void tiny_superslab_lock(void) { pthread_mutex_lock(&ss_lock); }
-void tiny_superslab_unlock(void) { pthread_mutex_unlock(&ss_lock); }
-void tiny_superslab_reinit_lock(void) { pthread_mutex_init(&ss_lock, NULL); }
+void tiny_superslab_lock(void) { hak_lock(&ss_lock); }
+void tiny_superslab_unlock(void) { hak_unlock(&ss_lock); }
+void tiny_superslab_reinit_lock(void) { hak_lock_init(&ss_lock); }

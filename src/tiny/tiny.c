@@ -8,6 +8,7 @@
 #include "os.h"
 #include "registry.h"
 
+#include "lock.h"
 #include <pthread.h>
 #include <string.h>
 
@@ -16,18 +17,18 @@
 
 /* Slabs whose owner exited, per class, waiting to be adopted. */
 static struct {
-    pthread_mutex_t lock;
+    struct hak_lock lock;
     struct tiny_slab *head;
 } abandoned[TINY_NUM_CLASSES];
 
 /* Heaps of exited threads, ready for new threads; heap memory comes from mmap. */
-static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_lock heap_lock = HAK_LOCK_INITIALIZER;
 static struct tiny_heap *heap_free_list;
 static char *heap_chunk;
 static size_t heap_chunk_left;
 
 /* Threads whose TLS is torn down allocate from this heap under its lock. */
-static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_lock orphan_lock = HAK_LOCK_INITIALIZER;
 static struct tiny_cache orphan_cache;
 
 uint16_t tiny_cache_cap[TINY_NUM_CLASSES];
@@ -40,7 +41,7 @@ void tiny_init(void)
         tiny_cache_cap[i] = (uint16_t)(cap < 16 ? 16 : (cap > 256 ? 256 : cap));
     }
     for (unsigned i = 0; i < TINY_NUM_CLASSES; i++)
-        pthread_mutex_init(&abandoned[i].lock, NULL);
+        hak_lock_init(&abandoned[i].lock);
 }
 
 /* ---- slab lists (owner-only) ---- */
@@ -85,7 +86,7 @@ static void slist_remove(struct tiny_slab_list *l, struct tiny_slab *s)
 
 static struct tiny_heap *heap_new(void)
 {
-    pthread_mutex_lock(&heap_lock);
+    hak_lock(&heap_lock);
     struct tiny_heap *h = heap_free_list;
     if (h) {
         heap_free_list = h->next_free;
@@ -101,7 +102,7 @@ static struct tiny_heap *heap_new(void)
             heap_chunk_left -= sz;
         }
     }
-    pthread_mutex_unlock(&heap_lock);
+    hak_unlock(&heap_lock);
     if (h)
         memset(h, 0, sizeof(*h));
     return h;
@@ -109,10 +110,10 @@ static struct tiny_heap *heap_new(void)
 
 static void heap_recycle(struct tiny_heap *h)
 {
-    pthread_mutex_lock(&heap_lock);
+    hak_lock(&heap_lock);
     h->next_free = heap_free_list;
     heap_free_list = h;
-    pthread_mutex_unlock(&heap_lock);
+    hak_unlock(&heap_lock);
 }
 
 /* ---- slab block sources ---- */
@@ -196,14 +197,14 @@ static uint32_t slab_take(struct tiny_slab *s, uint32_t want, void **list)
 static struct tiny_slab *adopt_slab(struct tiny_heap *h, unsigned cls)
 {
     for (;;) {
-        pthread_mutex_lock(&abandoned[cls].lock);
+        hak_lock(&abandoned[cls].lock);
         struct tiny_slab *s = abandoned[cls].head;
         if (s) {
             abandoned[cls].head = s->next;
             s->next = s->prev = NULL;
             atomic_store_explicit(&s->owner, h, memory_order_release);
         }
-        pthread_mutex_unlock(&abandoned[cls].lock);
+        hak_unlock(&abandoned[cls].lock);
         if (!s)
             return NULL;
         slab_collect_remote(s);
@@ -290,7 +291,7 @@ void *tiny_alloc_refill(struct tiny_cache *c, unsigned cls)
 
 void *tiny_alloc_orphan(unsigned cls)
 {
-    pthread_mutex_lock(&orphan_lock);
+    hak_lock(&orphan_lock);
     void *b = orphan_cache.head[cls];
     if (b) {
         orphan_cache.head[cls] = hak_link_get(b);
@@ -299,7 +300,7 @@ void *tiny_alloc_orphan(unsigned cls)
     } else {
         b = tiny_alloc_refill(&orphan_cache, cls);
     }
-    pthread_mutex_unlock(&orphan_lock);
+    hak_unlock(&orphan_lock);
     return b;
 }
 
@@ -352,11 +353,11 @@ static void abandon_slab(struct tiny_slab *s)
     }
     s->state = TINY_SLAB_ABANDONED;
     atomic_store_explicit(&s->owner, NULL, memory_order_release);
-    pthread_mutex_lock(&abandoned[cls].lock);
+    hak_lock(&abandoned[cls].lock);
     s->prev = NULL;
     s->next = abandoned[cls].head;
     abandoned[cls].head = s;
-    pthread_mutex_unlock(&abandoned[cls].lock);
+    hak_unlock(&abandoned[cls].lock);
 }
 
 static void abandon_list(struct tiny_slab_list *l)
@@ -391,7 +392,7 @@ size_t tiny_trim(void)
 {
     /* Abandoned slabs whose blocks all came back are released. */
     for (unsigned cls = 0; cls < TINY_NUM_CLASSES; cls++) {
-        pthread_mutex_lock(&abandoned[cls].lock);
+        hak_lock(&abandoned[cls].lock);
         struct tiny_slab **link = &abandoned[cls].head;
         while (*link) {
             struct tiny_slab *s = *link;
@@ -403,7 +404,7 @@ size_t tiny_trim(void)
                 link = &s->next;
             }
         }
-        pthread_mutex_unlock(&abandoned[cls].lock);
+        hak_unlock(&abandoned[cls].lock);
     }
     return tiny_superslab_trim();
 }
@@ -425,10 +426,10 @@ corrupt:
 
 void tiny_fork_prepare(void)
 {
-    pthread_mutex_lock(&orphan_lock);
-    pthread_mutex_lock(&heap_lock);
+    hak_lock(&orphan_lock);
+    hak_lock(&heap_lock);
     for (unsigned i = 0; i < TINY_NUM_CLASSES; i++)
-        pthread_mutex_lock(&abandoned[i].lock);
+        hak_lock(&abandoned[i].lock);
     tiny_superslab_lock();
 }
 
@@ -436,16 +437,16 @@ void tiny_fork_parent(void)
 {
     tiny_superslab_unlock();
     for (unsigned i = 0; i < TINY_NUM_CLASSES; i++)
-        pthread_mutex_unlock(&abandoned[i].lock);
-    pthread_mutex_unlock(&heap_lock);
-    pthread_mutex_unlock(&orphan_lock);
+        hak_unlock(&abandoned[i].lock);
+    hak_unlock(&heap_lock);
+    hak_unlock(&orphan_lock);
 }
 
 void tiny_fork_child(void)
 {
     tiny_superslab_reinit_lock();
     for (unsigned i = 0; i < TINY_NUM_CLASSES; i++)
-        pthread_mutex_init(&abandoned[i].lock, NULL);
-    pthread_mutex_init(&heap_lock, NULL);
-    pthread_mutex_init(&orphan_lock, NULL);
+        hak_lock_init(&abandoned[i].lock);
+    hak_lock_init(&heap_lock);
+    hak_lock_init(&orphan_lock);
 }
