@@ -6,6 +6,7 @@
 #include "large.h"
 #include "options.h"
 #include "pool/pool.h"
+#include "purge.h"
 #include "stats.h"
 
 #include <errno.h>
@@ -284,6 +285,5 @@ int hak_trim(void)
 {
     if (!__atomic_load_n(&hak_ready, __ATOMIC_ACQUIRE))
         return 0;
-    size_t bytes = large_trim() + pool_trim() + tiny_trim();
-    return bytes > 0;
+    return hak_purge_all() > 0;
 }

@@ -218,8 +218,11 @@ void *large_realloc(void *p, size_t size)
     return map + off;
 }
 
-size_t large_trim(void)
+size_t large_purge(uint64_t now_ms, bool all)
 {
+    (void)now_ms;
+    if (!all)
+        return 0;
     size_t bytes = 0;
     hak_lock(&cache_lock);
     while (cache_count) {

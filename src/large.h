@@ -18,8 +18,8 @@ HAK_HIDDEN size_t large_usable_size(void *p, enum hak_chunk_kind kind, const cha
  * NULL if out of memory.  Blocks aligned to a chunk or more are copied by the
  * caller instead. */
 HAK_HIDDEN void *large_realloc(void *p, size_t size);
-/* Unmaps every cached mapping; returns bytes released. */
-HAK_HIDDEN size_t large_trim(void);
+/* The large tier's purge hook (purge.h): unmaps cached mappings. */
+HAK_HIDDEN size_t large_purge(uint64_t now_ms, bool all);
 
 HAK_HIDDEN void large_fork_prepare(void);
 HAK_HIDDEN void large_fork_parent(void);

@@ -12,6 +12,7 @@ struct hak_options hak_opt = {
     .pool_trace = false,
     .tiny_batch_refill = true,
     .large_cache_bytes = (size_t)64 << 20,
+    .purge_delay_ms = 1000,
 };
 
 static void read_bool(const char *name, bool *out)
@@ -58,4 +59,7 @@ void hak_options_init(void)
     size_t mb = hak_opt.large_cache_bytes >> 20;
     read_size("HAKMEM_LARGE_CACHE_MB", 1 << 20, &mb);
     hak_opt.large_cache_bytes = mb << 20;
+    size_t delay = (size_t)hak_opt.purge_delay_ms;
+    read_size("HAKMEM_PURGE_DELAY_MS", 3600u * 1000u, &delay);
+    hak_opt.purge_delay_ms = delay;
 }

@@ -334,8 +334,11 @@ void pool_free(void *p, const char *func)
 }
 #endif
 
-size_t pool_trim(void)
+size_t pool_purge(uint64_t now_ms, bool all)
 {
+    (void)now_ms;
+    if (!all)
+        return 0;
     size_t bytes = 0;
     for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++) {
         struct pool_class_state *cs = &classes[cls];

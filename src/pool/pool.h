@@ -62,7 +62,8 @@ HAK_HIDDEN int pool_class_for(size_t size, size_t align);
 HAK_HIDDEN void *pool_alloc(unsigned cls);
 HAK_HIDDEN void pool_free(void *p, const char *func);
 HAK_HIDDEN size_t pool_usable_size(void *p, const char *func);
-HAK_HIDDEN size_t pool_trim(void);
+/* The pool tier's purge hook (purge.h). */
+HAK_HIDDEN size_t pool_purge(uint64_t now_ms, bool all);
 
 /* Shared layer, used by pool.c and pool_tls.c. */
 HAK_HIDDEN struct pool_page *pool_page_of(void *p, const char *func);

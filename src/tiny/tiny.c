@@ -388,8 +388,11 @@ void tiny_thread_exit(struct tiny_cache *c)
     heap_recycle(h);
 }
 
-size_t tiny_trim(void)
+size_t tiny_purge(uint64_t now_ms, bool all)
 {
+    (void)now_ms;
+    if (!all)
+        return 0;
     /* Abandoned slabs whose blocks all came back are released. */
     for (unsigned cls = 0; cls < TINY_NUM_CLASSES; cls++) {
         hak_lock(&abandoned[cls].lock);

@@ -48,8 +48,9 @@ HAK_HIDDEN void *tiny_alloc_orphan(unsigned cls);
 
 /* Thread exit: empties the cache and abandons the heap's slabs. */
 HAK_HIDDEN void tiny_thread_exit(struct tiny_cache *c);
-/* Releases empty abandoned slabs and purges free slabs. */
-HAK_HIDDEN size_t tiny_trim(void);
+/* The tiny tier's purge hook (purge.h): with `all`, releases empty
+ * abandoned slabs and purges free slabs. */
+HAK_HIDDEN size_t tiny_purge(uint64_t now_ms, bool all);
 
 /* The most blocks a thread's cache keeps per class (about 16 KiB worth, 16 to
  * 256 blocks); a refill brings half of that.  Filled by tiny_init. */

@@ -1,0 +1,38 @@
+/*
+ * purge.h - the one purge policy of every tier: memory that becomes free is
+ * given back to the kernel (madvise) only after it has stayed free for
+ * HAKMEM_PURGE_DELAY_MS, never at the moment it empties (purge-then-refault
+ * churn costs more than it saves).  Purging is driven from the allocator's
+ * own slow paths through hak_purge_tick(); malloc_trim(0) and hak_trim()
+ * purge everything free now through hak_purge_all().
+ *
+ * Each tier keeps, for its free memory, the time it became free, and
+ * implements one hook with this contract:
+ *
+ *     size_t <tier>_purge(uint64_t now_ms, bool all);
+ *
+ * which purges (or unmaps) the tier's free memory that has been free since
+ * at or before now_ms - delay (everything free, when `all`), and returns the
+ * bytes released.  The hooks are tiny_purge (tiny.h), pool_purge (pool.h)
+ * and large_purge (large.h).
+ */
+#ifndef HAKMEM_PURGE_H
+#define HAKMEM_PURGE_H
+
+#include "internal.h"
+
+/* Milliseconds of a coarse monotonic clock (a vDSO read, no system call). */
+HAK_HIDDEN uint64_t hak_clock_ms(void);
+
+/* Whether memory free since `since_ms` is due for purging at `now_ms`. */
+HAK_HIDDEN bool hak_purge_due(uint64_t since_ms, uint64_t now_ms);
+
+/* Called from the tiers' slow paths (refills, slab and page hand-out and
+ * return, large allocations and frees).  Cheap when nothing is due: at most
+ * once per tick interval it runs every tier's purge hook. */
+HAK_HIDDEN void hak_purge_tick(void);
+
+/* Purges everything free now, in every tier; returns the bytes released. */
+HAK_HIDDEN size_t hak_purge_all(void);
+
+#endif
