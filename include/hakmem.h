@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -65,6 +66,12 @@ struct hak_stats {
 HAKMEM_API void hak_stats_get(struct hak_stats *out);
 /* Prints the counters per tier to stderr (what HAKMEM_STATS=1 prints at exit). */
 HAKMEM_API void hak_stats_print(void);
+/* glibc's malloc_info(3): the counters as XML on fp; options must be 0
+ * (else -1 with errno EINVAL).  Returns 0. */
+HAKMEM_API int hak_malloc_info(int options, FILE *fp);
+/* glibc's mallopt(3): accepts the parameters glibc knows (returns 1, see
+ * hakmem(3) for what each one does under hakmem); 0 for any other. */
+HAKMEM_API int hak_mallopt(int param, int value);
 /* The library's version string, e.g. "0.1.0". */
 HAKMEM_API const char *hak_version(void);
 

@@ -167,16 +167,22 @@ void *hak_impl_realloc(void *p, size_t size)
     size_t old = usable_size(p, kind, "realloc");
     if ((kind == HAK_CHUNK_TINY || kind == HAK_CHUNK_POOL) && hak_block_marked_free(p))
         hak_fatal_ptr("realloc", "double free", p);
+    /* As glibc (and what programs written for it count on): realloc(p, 0)
+     * frees p and returns NULL. */
+    if (size == 0) {
+        hak_impl_free(p);
+        return NULL;
+    }
     if (size > HAK_MAX_REQUEST) {
         errno = ENOMEM;
         return NULL;
     }
 #ifndef HAKMEM_VALGRIND
-    /* Stay put while the block is big enough and not mostly wasted.  (Under
-     * valgrind every realloc moves: memcheck only learns sizes from
-     * malloc-like and free-like blocks.) */
-    if (size <= old && (size >= old / 2 || kind != HAK_CHUNK_LARGE) &&
-        (kind == HAK_CHUNK_TINY || size > HAK_TINY_MAX))
+    /* A size the block already holds keeps it where it is, in every tier
+     * (callers may rely on it: hakmem(3)).  Under valgrind every realloc
+     * moves: memcheck only learns sizes from malloc-like and free-like
+     * blocks. */
+    if (size <= old)
         return p;
     if (kind == HAK_CHUNK_LARGE && size > HAK_POOL_MAX) {
         void *q = large_realloc(p, size);
@@ -212,15 +218,20 @@ static bool is_pow2(size_t a)
     return a && !(a & (a - 1));
 }
 
+/* glibc's limit for the memalign family: a larger alignment is EINVAL. */
+#define HAK_ALIGN_LIMIT (SIZE_MAX / 2 + 1)
+
 int hak_impl_posix_memalign(void **out, size_t align, size_t size)
 {
     if (!is_pow2(align) || align % sizeof(void *))
         return EINVAL;
+    /* errno is ENOMEM after a failure, as glibc leaves it; untouched after
+     * success. */
     int saved = errno;
     void *p = alloc_aligned(size, align < HAK_ALIGN ? HAK_ALIGN : align, false);
-    errno = saved;
     if (!p)
         return ENOMEM;
+    errno = saved;
     *out = p;
     return 0;
 }
@@ -236,16 +247,16 @@ void *hak_impl_aligned_alloc(size_t align, size_t size)
 
 void *hak_impl_memalign(size_t align, size_t size)
 {
-    /* As glibc: a non-power-of-two alignment is rounded up to one. */
+    /* As glibc: an alignment above SIZE_MAX/2 + 1 is EINVAL; any other
+     * non-power of two is rounded up to one. */
+    if (align > HAK_ALIGN_LIMIT) {
+        errno = EINVAL;
+        return NULL;
+    }
     if (align <= HAK_ALIGN)
         align = HAK_ALIGN;
-    else if (!is_pow2(align)) {
-        if (align > HAK_MAX_REQUEST / 2) {
-            errno = ENOMEM;
-            return NULL;
-        }
+    else if (!is_pow2(align))
         align = pow2_ceil(align);
-    }
     return alloc_aligned(size, align, false);
 }
 

@@ -38,6 +38,10 @@ HAK_EXPORT int malloc_trim(size_t pad)
     return hak_trim();
 }
 
+HAK_EXPORT int mallopt(int param, int value) { return hak_mallopt(param, value); }
+HAK_EXPORT void malloc_stats(void) { hak_stats_print(); }
+HAK_EXPORT int malloc_info(int options, FILE *fp) { return hak_malloc_info(options, fp); }
+
 /* mallinfo2: what hakmem can tell cheaply: bytes mapped per kind of memory. */
 HAK_EXPORT struct mallinfo2 mallinfo2(void)
 {

@@ -5,10 +5,13 @@
 #include "lifecycle.h"
 
 #include "lock.h"
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+static const char *const names[HAK_TIER_COUNT] = {"tiny", "pool", "large"};
 
 static _Atomic uint64_t mmap_calls, munmap_calls;
 static _Atomic int64_t mapped[HAK_TIER_COUNT];
@@ -87,7 +90,6 @@ void hak_stats_print(void)
 
 void hak_stats_print_fd(int fd)
 {
-    static const char *const names[HAK_TIER_COUNT] = {"tiny", "pool", "large"};
     struct hak_stats s;
     hak_stats_get(&s);
     char buf[512];
@@ -101,6 +103,31 @@ void hak_stats_print_fd(int fd)
                   (unsigned long long)s.mmap_calls, (unsigned long long)s.munmap_calls);
     ssize_t w = write(fd, buf, (size_t)n);
     (void)w;
+}
+
+int hak_malloc_info(int options, FILE *fp)
+{
+    if (options != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct hak_stats s;
+    hak_stats_get(&s);
+    uint64_t mapped = 0;
+    fprintf(fp, "<malloc version=\"hakmem-%s\">\n", HAKMEM_VERSION_STRING);
+    for (int t = 0; t < HAK_TIER_COUNT; t++) {
+        fprintf(fp, "<tier name=\"%s\" allocs=\"%llu\" frees=\"%llu\" mapped=\"%llu\"/>\n",
+                names[t], (unsigned long long)s.tier[t].allocs,
+                (unsigned long long)s.tier[t].frees,
+                (unsigned long long)s.tier[t].mapped_bytes);
+        mapped += s.tier[t].mapped_bytes;
+    }
+    fprintf(fp, "<total type=\"mapped\" size=\"%llu\"/>\n", (unsigned long long)mapped);
+    fprintf(fp, "<system type=\"mmap\" calls=\"%llu\"/>\n", (unsigned long long)s.mmap_calls);
+    fprintf(fp, "<system type=\"munmap\" calls=\"%llu\"/>\n",
+            (unsigned long long)s.munmap_calls);
+    fprintf(fp, "</malloc>\n");
+    return 0;
 }
 
 void hak_stats_fork_prepare(void) { hak_lock(&live_lock); }

@@ -8,6 +8,11 @@
 ##                        thousands of short-lived threads
 ##   tests/test_fork      fork from a multithreaded process, fork in a handler
 ##   tests/test_badfree   invalid pointers are reported and abort
+##   tests/test_glibc     glibc's contract that programs rely on: realloc(p, 0),
+##                        realloc in place, memalign-family errors, mallopt,
+##                        malloc_stats, malloc_info
+##   tests/test_static_link  a fully static program calling mallopt,
+##                        malloc_stats and malloc_info links with libhakmem.a
 ##   tests/realprog.sh    python3, sort, sqlite3 under LD_PRELOAD of hakmem
 
 ## Real programs find the built library and the test data through these.
@@ -27,7 +32,8 @@ hakmem_check_tests = \
 	tests/test_contract \
 	tests/test_threads \
 	tests/test_fork \
-	tests/test_badfree
+	tests/test_badfree \
+	tests/test_glibc
 check_PROGRAMS += $(hakmem_check_tests)
 TESTS += $(hakmem_check_tests)
 
@@ -50,7 +56,21 @@ tests_test_badfree_SOURCES = tests/test_badfree.c
 tests_test_badfree_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_badfree_CFLAGS = $(hakmem_test_cflags)
 tests_test_badfree_LDADD = $(hakmem_test_ldadd)
+
+tests_test_glibc_SOURCES = tests/test_glibc.c
+tests_test_glibc_CPPFLAGS = $(hakmem_test_cppflags)
+tests_test_glibc_CFLAGS = $(hakmem_test_cflags)
+tests_test_glibc_LDADD = $(hakmem_test_ldadd)
 endif
+
+## Fully static (libtool's -all-static): libhakmem.a and libc.a together.
+check_PROGRAMS += tests/test_static_link
+TESTS += tests/test_static_link
+tests_test_static_link_SOURCES = tests/test_static_link.c
+tests_test_static_link_CPPFLAGS = $(hakmem_test_cppflags)
+tests_test_static_link_CFLAGS = $(hakmem_test_cflags)
+tests_test_static_link_LDFLAGS = -all-static
+tests_test_static_link_LDADD = libhakmem.la $(PTHREAD_LIBS)
 
 TESTS += tests/realprog.sh
 EXTRA_DIST += tests/realprog.sh tests/alloc_heavy.py
