@@ -26,40 +26,6 @@ HAK_HIDDEN void *hak_impl_valloc(size_t size);
 HAK_HIDDEN void *hak_impl_pvalloc(size_t size);
 HAK_HIDDEN size_t hak_impl_usable_size(void *p);
 
-/* Whether a decoded cache link can be followed without a full check: it
- * stays in the same 64 KiB slab as the block it came from and is aligned
- * (the common case: blocks carved in a row).  Otherwise tiny_check_link
- * decides, so a corrupted link aborts instead of handing out foreign memory. */
-HAK_INLINE bool tiny_link_is_near(const void *b, const void *next)
-{
-    return !((((uintptr_t)next ^ (uintptr_t)b) >> TINY_SLAB_SHIFT) |
-             ((uintptr_t)next & (HAK_ALIGN - 1)));
-}
-
-/* Pops block b, the head of the cache list of class cls, checking its link. */
-HAK_INLINE void *tiny_cache_pop(struct tiny_cache *c, unsigned cls, void *b)
-{
-    void *next = hak_link_get(b);
-    if (HAK_UNLIKELY(!tiny_link_is_near(b, next)))
-        tiny_check_link(next, cls);
-    c->head[cls] = next;
-    c->count[cls]--;
-    hak_block_unmark(b);
-    return b;
-}
-
-/* Pushes block p of slab s, owned by the caller, onto the thread's cache;
- * past the cap half the cache goes back to the slabs. */
-HAK_INLINE void tiny_cache_push(struct hak_thread *t, struct tiny_slab *s, void *p)
-{
-    unsigned cls = s->cls;
-    hak_link_set(p, t->tiny.head[cls]);
-    t->tiny.head[cls] = p;
-    t->counters.frees[HAK_TIER_TINY]++;
-    if (HAK_UNLIKELY(++t->tiny.count[cls] > tiny_cache_cap[cls]))
-        tiny_cache_flush(&t->tiny, cls, tiny_cache_cap[cls] / 2u);
-}
-
 /* malloc: pop the thread's tiny cache, or take the slow path.  Nothing here
  * calls a function except in tail position, so the fast path needs no
  * stack frame. */
@@ -72,9 +38,7 @@ HAK_INLINE void *hak_impl_malloc(size_t size)
         if (HAK_LIKELY(b)) {
             void *next = hak_link_get(b);
             if (HAK_LIKELY(tiny_link_is_near(b, next))) {
-                t->tiny.head[cls] = next;
-                t->tiny.count[cls]--;
-                hak_block_unmark(b);
+                tiny_cache_take(&t->tiny, cls, b, next);
                 t->counters.allocs[HAK_TIER_TINY]++;
                 HAK_VG_MALLOC(b, size, 0);
                 return b;
@@ -84,21 +48,32 @@ HAK_INLINE void *hak_impl_malloc(size_t size)
     return hak_alloc_slow(size);
 }
 
-/* free: one registry load finds the tier; a valid tiny block without the
- * free mark, of a slab the caller owns, goes onto the caller's cache.  Any
- * other case (NULL, other tiers, remote frees, suspected double frees,
- * invalid pointers) is handled, and reported, by hak_free_slow. */
+/* Whether tiny block p of slab s, about to be freed, may go onto the
+ * calling thread's cache: a block start, not marked free, of a slab the
+ * thread owns (free and abandoned slabs belong to tiny_no_owner, never to a
+ * thread, so a thread without a heap never matches). */
+HAK_INLINE bool tiny_free_is_local(struct hak_thread *t, const struct tiny_slab *s, void *p)
+{
+    return (!HAK_HARDENING || (tiny_is_block(s, p) && !hak_block_marked_free(p))) &&
+           atomic_load_explicit(&s->owner, memory_order_relaxed) == t->tiny.heap;
+}
+
+/* free: one registry load finds the tier; a valid tiny block of a slab the
+ * caller owns goes onto the caller's cache.  Any other case (NULL, other
+ * tiers, remote frees, suspected double frees, invalid pointers) is
+ * handled, and reported, by hak_free_slow.  Each tier's fast path is one
+ * line here. */
 HAK_INLINE void hak_impl_free(void *p)
 {
     if (p)
         HAK_VG_FREE(p);
-    if (HAK_LIKELY(hak_registry_kind(p) == HAK_CHUNK_TINY)) {
+    enum hak_chunk_kind kind = hak_registry_kind(p);
+    if (HAK_LIKELY(kind == HAK_CHUNK_TINY)) {
         struct tiny_slab *s = tiny_slab_of(p);
         struct hak_thread *t = &hak_thread;
-        struct tiny_heap *h = t->tiny.heap;
-        if (HAK_LIKELY(tiny_is_block(s, p) && !hak_block_marked_free(p) && h &&
-                       atomic_load_explicit(&s->owner, memory_order_relaxed) == h)) {
-            tiny_cache_push(t, s, p);
+        if (HAK_LIKELY(tiny_free_is_local(t, s, p))) {
+            t->counters.frees[HAK_TIER_TINY]++;
+            tiny_cache_push(&t->tiny, s->cls, p);
             return;
         }
     }

@@ -33,9 +33,8 @@ static void *tiny_alloc(unsigned cls)
         if (t->state != HAK_THREAD_ACTIVE)
             return tiny_alloc_orphan(cls);
     }
-    void *b = t->tiny.head[cls];
-    if (b)
-        return tiny_cache_pop(&t->tiny, cls, b);
+    if (t->tiny.head[cls])
+        return tiny_cache_pop_checked(&t->tiny, cls);
     return tiny_alloc_refill(&t->tiny, cls);
 }
 
@@ -100,9 +99,9 @@ void hak_free_slow(void *p)
         if (hak_block_marked_free(p))
             hak_fatal_ptr("free", "double free", p);
         struct hak_thread *t = &hak_thread;
-        struct tiny_heap *h = t->tiny.heap;
-        if (h && atomic_load_explicit(&s->owner, memory_order_relaxed) == h) {
-            tiny_cache_push(t, s, p);
+        if (tiny_free_is_local(t, s, p)) {
+            t->counters.frees[HAK_TIER_TINY]++;
+            tiny_cache_push(&t->tiny, s->cls, p);
         } else {
             count(HAK_TIER_TINY, false);
             tiny_free_remote(s, p);

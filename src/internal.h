@@ -48,7 +48,7 @@ HAK_INLINE uintptr_t hak_chunk_base(const void *p)
 
 /* Exact divisibility by a run-time constant d with one multiply (Lemire,
  * Kaser and Kurz, "Faster remainder by direct computation", 2019): for a
- * 32-bit n, n % d == 0 exactly when n * M <= M - 1 (mod 2^64), where
+ * 32-bit n, n % d == 0 exactly when n * M < M (mod 2^64), where
  * M = hak_div_magic(d).  free() uses it to reject interior pointers. */
 HAK_INLINE uint64_t hak_div_magic(uint32_t d)
 {
@@ -57,7 +57,7 @@ HAK_INLINE uint64_t hak_div_magic(uint32_t d)
 
 HAK_INLINE bool hak_divisible(uint32_t n, uint64_t magic)
 {
-    return (uint64_t)n * magic <= magic - 1;
+    return (uint64_t)n * magic < magic;
 }
 
 HAK_INLINE size_t hak_align_up(size_t n, size_t a)

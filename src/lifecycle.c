@@ -6,6 +6,7 @@
 #include "large.h"
 #include "options.h"
 #include "pool/pool.h"
+#include "freelist.h"
 #include "registry.h"
 
 #include <fcntl.h>
@@ -13,13 +14,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
 #include <sys/single_threaded.h>
 #include <unistd.h>
 
 __thread struct hak_thread hak_thread __attribute__((tls_model("initial-exec")));
 _Atomic int hak_ready;
-uintptr_t hak_secret;
 
 static struct hak_lock init_lock = HAK_LOCK_INITIALIZER;
 static pthread_key_t exit_key;
@@ -111,13 +110,7 @@ bool hak_init_slow(void)
                 hak_unlock(&init_lock);
                 return false;
             }
-            /* The kernel's 16 random bytes for this process (no syscall). */
-            const unsigned char *rnd = (const unsigned char *)getauxval(AT_RANDOM);
-            if (rnd)
-                memcpy(&hak_secret, rnd, sizeof(hak_secret));
-            hak_secret ^= (uintptr_t)&hak_secret; /* differs per run with ASLR, too */
-            /* Neither 0 nor all ones, so the free mark (~secret) is never 0. */
-            hak_secret = (hak_secret | 1) & ~(uintptr_t)2;
+            hak_secret_init();
             hak_options_init();
             tiny_init();
             pool_init();

@@ -9,14 +9,23 @@ unsigned char *hak_registry;
 
 bool hak_registry_init(void)
 {
-    if (hak_registry)
+    if (__atomic_load_n(&hak_registry, __ATOMIC_ACQUIRE))
         return true;
     void *p = mmap(NULL, HAK_REGISTRY_ENTRIES, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return false;
-    hak_registry = p;
+    unsigned char *expected = NULL;
+    if (!__atomic_compare_exchange_n(&hak_registry, &expected, (unsigned char *)p, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        munmap(p, HAK_REGISTRY_ENTRIES); /* another thread's reservation won */
     return true;
+}
+
+/* At load, before any allocation can exist (see registry.h). */
+__attribute__((constructor(101))) static void registry_at_load(void)
+{
+    hak_registry_init();
 }
 
 void hak_registry_set(const void *p, size_t size, enum hak_chunk_kind first,

@@ -1,6 +1,11 @@
 /*
  * registry.h - the chunk registry: one byte per 2 MiB of address space saying
  * which tier owns that chunk.  One load answers "is this pointer ours?".
+ *
+ * The registry is reserved when the library is loaded (a constructor, and
+ * again at initialization should that have failed), so free()'s fast path
+ * reads it with no NULL test: a non-NULL pointer reaching free() before then
+ * cannot be one of ours.
  */
 #ifndef HAKMEM_REGISTRY_H
 #define HAKMEM_REGISTRY_H
@@ -24,8 +29,8 @@ enum hak_chunk_kind {
 
 extern HAK_HIDDEN unsigned char *hak_registry;
 
-/* Reserves the registry (MAP_NORESERVE: only touched pages cost memory).
- * Returns false if even that fails. */
+/* Reserves the registry (MAP_NORESERVE: only touched pages cost memory) if
+ * it is not yet.  Returns false if even that fails. */
 HAK_HIDDEN bool hak_registry_init(void);
 
 /* Marks [p, p + size) (chunk aligned) as `kind`. */
@@ -34,8 +39,10 @@ HAK_HIDDEN void hak_registry_set(const void *p, size_t size, enum hak_chunk_kind
 
 HAK_INLINE enum hak_chunk_kind hak_registry_kind(const void *p)
 {
+    /* Chunk 0 (NULL and the first 2 MiB) is never ours: one unsigned compare
+     * rejects it and every address beyond the registry. */
     uintptr_t i = (uintptr_t)p >> HAK_CHUNK_SHIFT;
-    if (HAK_UNLIKELY(i >= HAK_REGISTRY_ENTRIES || !hak_registry))
+    if (HAK_UNLIKELY(i - 1 >= HAK_REGISTRY_ENTRIES - 1))
         return HAK_CHUNK_NONE;
     return (enum hak_chunk_kind)__atomic_load_n(&hak_registry[i], __ATOMIC_RELAXED);
 }

@@ -1,40 +1,22 @@
 /*
  * superslab.c - the process-wide tiny slab manager: superslab mapping, slab
- * hand-out and return, purging and unmapping.  Everything here runs under
- * one lock; it is reached once per 64 KiB slab, never per block.
+ * hand-out and return, delayed purging.  Everything here runs under one
+ * lock; it is reached once per 64 KiB slab, never per block.
  */
 #include "tiny/superslab.h"
 #include "tiny/size_class.h"
+#include "lock.h"
 #include "os.h"
+#include "purge.h"
 #include "registry.h"
 #include "stats.h"
 
-#include "lock.h"
-#include <pthread.h>
 #include <string.h>
-
-/* Free slabs with touched pages kept before they are purged with madvise. */
-#define TINY_DIRTY_SLABS_MAX 64
-/* Completely empty superslabs kept mapped (their slabs purged) for reuse. */
-#define TINY_EMPTY_SS_MAX 1
 
 static struct hak_lock ss_lock = HAK_LOCK_INITIALIZER;
 static struct superslab *ss_avail;      /* superslabs with at least one free slab */
-static unsigned ss_dirty_slabs;          /* free slabs with dirty pages, all superslabs */
-static unsigned ss_empty;                /* superslabs whose slabs are all free */
 
 #define SS_ALL_FREE ((uint32_t)(((uint64_t)1 << TINY_SLABS_PER_SS) - 1))
-
-static char *slab_base(struct superslab *ss, unsigned i)
-{
-    return (char *)ss + ((size_t)i << TINY_SLAB_SHIFT);
-}
-
-/* Usable range of slab i: slab 0 starts after the superslab header. */
-static char *slab_start(struct superslab *ss, unsigned i)
-{
-    return slab_base(ss, i) + (i == 0 ? TINY_SS_HEADER : 0);
-}
 
 static void list_push(struct superslab *ss)
 {
@@ -66,50 +48,32 @@ static struct superslab *superslab_new(void)
     ss->magic = TINY_SS_MAGIC;
     ss->free_mask = SS_ALL_FREE;
     ss->dirty_mask = 0;
+    for (unsigned i = 0; i < TINY_SLABS_PER_SS; i++) {
+        atomic_store_explicit(&ss->slabs[i].owner, &tiny_no_owner, memory_order_relaxed);
+        ss->slabs[i].neg_first = tiny_slab_neg_first(ss, i);
+    }
     hak_registry_set(ss, HAK_CHUNK_SIZE, HAK_CHUNK_TINY, HAK_CHUNK_TINY);
     hak_stats_mapped(HAK_TIER_TINY, (int64_t)HAK_CHUNK_SIZE);
-    ss_empty++;
     list_push(ss);
     return ss;
 }
 
-static void superslab_unmap(struct superslab *ss)
-{
-    list_remove(ss);
-    hak_registry_set(ss, HAK_CHUNK_SIZE, HAK_CHUNK_NONE, HAK_CHUNK_NONE);
-    hak_stats_mapped(HAK_TIER_TINY, -(int64_t)HAK_CHUNK_SIZE);
-    hak_os_unmap(ss, HAK_CHUNK_SIZE);
-}
-
+/* Slab i's usable bytes (its pages past the header) go back to the kernel. */
 static void slab_purge(struct superslab *ss, unsigned i)
 {
-    char *start = slab_start(ss, i);
-    hak_os_purge(start, (size_t)(slab_base(ss, i) + TINY_SLAB_SIZE - start));
+    uint32_t first = tiny_slab_first_off(i);
+    size_t end = (size_t)(i + 1) << TINY_SLAB_SHIFT;
+    hak_os_purge((char *)ss + first, end - first);
     ss->dirty_mask &= ~(1u << i);
-    ss_dirty_slabs--;
-}
-
-/* Purges every dirty free slab of every listed superslab. */
-static size_t purge_all_locked(void)
-{
-    size_t bytes = 0;
-    for (struct superslab *ss = ss_avail; ss; ss = ss->next) {
-        uint32_t m = ss->dirty_mask & ss->free_mask;
-        while (m) {
-            unsigned i = (unsigned)__builtin_ctz(m);
-            m &= m - 1;
-            slab_purge(ss, i);
-            bytes += TINY_SLAB_SIZE;
-        }
-    }
-    return bytes;
 }
 
 struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner)
 {
+    hak_purge_tick();
     hak_lock(&ss_lock);
     struct superslab *ss = ss_avail;
-    /* Prefer a superslab that is already in use: empty ones may be unmapped. */
+    /* Prefer a superslab already in use, so that empty ones stay empty and
+     * get purged; and in it a dirty slab, whose pages are resident. */
     while (ss && ss->free_mask == SS_ALL_FREE && ss->next)
         ss = ss->next;
     if (!ss)
@@ -118,34 +82,29 @@ struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner)
         hak_unlock(&ss_lock);
         return NULL;
     }
-    /* Reuse a dirty slab first: its pages are already resident. */
     uint32_t pick = ss->free_mask & ss->dirty_mask;
     unsigned i = (unsigned)__builtin_ctz(pick ? pick : ss->free_mask);
-    if (ss->free_mask == SS_ALL_FREE)
-        ss_empty--;
     ss->free_mask &= ~(1u << i);
-    if (ss->dirty_mask & (1u << i)) {
-        ss->dirty_mask &= ~(1u << i);
-        ss_dirty_slabs--;
-    }
+    ss->dirty_mask &= ~(1u << i);
     if (!ss->free_mask)
         list_remove(ss);
     hak_unlock(&ss_lock);
 
     struct tiny_slab *s = &ss->slabs[i];
-    char *start = slab_start(ss, i);
-    s->start_off = (uint32_t)(start - (char *)ss);
+    s->neg_first = tiny_slab_neg_first(ss, i);
     s->stride = tiny_class_size[cls];
     s->div_magic = hak_div_magic(s->stride);
-    s->capacity = (uint32_t)((size_t)(slab_base(ss, i) + TINY_SLAB_SIZE - start) / s->stride);
+    s->capacity = (uint16_t)((((size_t)(i + 1) << TINY_SLAB_SHIFT) - tiny_slab_first_off(i)) /
+                             s->stride);
     s->carved = 0;
-    atomic_store_explicit(&s->carved_end, 0, memory_order_relaxed);
     s->used = 0;
+    s->nfree = 0;
     s->free = NULL;
     s->cls = (uint8_t)cls;
     s->state = TINY_SLAB_CURRENT;
     s->next = s->prev = NULL;
-    atomic_store_explicit(&s->remote, NULL, memory_order_relaxed);
+    atomic_store_explicit(&ss->remote[i], NULL, memory_order_relaxed);
+    atomic_store_explicit(&s->carved_end, 0, memory_order_relaxed);
     atomic_store_explicit(&s->owner, owner, memory_order_release);
     return s;
 }
@@ -157,45 +116,34 @@ void tiny_slab_release(struct tiny_slab *s)
     s->state = TINY_SLAB_FREE;
     /* From now on free() of any of its blocks is invalid. */
     atomic_store_explicit(&s->carved_end, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+    atomic_store_explicit(&s->owner, &tiny_no_owner, memory_order_relaxed);
+    uint64_t now = hak_clock_ms();
 
     hak_lock(&ss_lock);
     ss->free_mask |= 1u << i;
-    if (s->carved) {
+    if (s->carved)
         ss->dirty_mask |= 1u << i;
-        ss_dirty_slabs++;
-    }
+    ss->free_since_ms[i] = now;
     if (!ss->listed)
         list_push(ss);
-    if (ss->free_mask == SS_ALL_FREE) {
-        if (ss_empty >= TINY_EMPTY_SS_MAX) {
-            ss_dirty_slabs -= (unsigned)__builtin_popcount(ss->dirty_mask);
-            superslab_unmap(ss);
-        } else {
-            ss_empty++;
-        }
-    }
-    if (ss_dirty_slabs > TINY_DIRTY_SLABS_MAX)
-        purge_all_locked();
     hak_unlock(&ss_lock);
 }
 
-size_t tiny_superslab_trim(void)
+size_t tiny_superslab_purge(uint64_t now_ms, bool all)
 {
-    hak_lock(&ss_lock);
     size_t bytes = 0;
-    struct superslab *ss = ss_avail;
-    while (ss) {
-        struct superslab *next = ss->next;
-        if (ss->free_mask == SS_ALL_FREE) {
-            ss_dirty_slabs -= (unsigned)__builtin_popcount(ss->dirty_mask);
-            ss_empty--;
-            superslab_unmap(ss);
-            bytes += HAK_CHUNK_SIZE;
+    hak_lock(&ss_lock);
+    for (struct superslab *ss = ss_avail; ss; ss = ss->next) {
+        uint32_t m = ss->dirty_mask & ss->free_mask;
+        while (m) {
+            unsigned i = (unsigned)__builtin_ctz(m);
+            m &= m - 1;
+            if (all || hak_purge_due(ss->free_since_ms[i], now_ms)) {
+                slab_purge(ss, i);
+                bytes += TINY_SLAB_SIZE;
+            }
         }
-        ss = next;
     }
-    bytes += purge_all_locked();
     hak_unlock(&ss_lock);
     return bytes;
 }

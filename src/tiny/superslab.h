@@ -6,9 +6,18 @@
  * finds a block's slab with a mask and a shift: no per-block header.  Slab 0
  * starts after the header; the others use all their 64 KiB.
  *
+ * Slab records are 64 bytes (one cache line, indexed by a shift) and hold
+ * only what the owner and free()'s checks read; the remote-free stacks that
+ * other threads CAS on live in a separate array of the header, away from the
+ * owner's lines.
+ *
  * Slabs are handed to threads (struct tiny_heap, tiny.c) by the process-wide
- * slab manager here, which keeps superslabs with free slabs on a list under
- * one lock, purges empty slabs with madvise and unmaps empty superslabs.
+ * slab manager (superslab.c), which keeps superslabs with free slabs on a
+ * list under one lock and purges free slabs once they have been free for the
+ * purge delay (purge.h).  Superslabs are never unmapped: an empty one is
+ * purged down to its header page, so a stale free() of one of its old blocks
+ * reads a mapped header and is reported as an invalid pointer, and the
+ * address range is reused before any new mapping.
  */
 #ifndef HAKMEM_TINY_SUPERSLAB_H
 #define HAKMEM_TINY_SUPERSLAB_H
@@ -21,6 +30,7 @@
 #define TINY_SLABS_PER_SS ((unsigned)(HAK_CHUNK_SIZE / TINY_SLAB_SIZE))
 #define TINY_SS_HEADER ((size_t)HAK_PAGE_SIZE)
 #define TINY_SS_MAGIC 0x68616b5353ull /* "hakSS" */
+#define TINY_SLAB_RECORD_SHIFT 6      /* sizeof(struct tiny_slab) == 64 */
 
 struct tiny_heap;
 
@@ -33,30 +43,37 @@ enum tiny_slab_state {
     TINY_SLAB_ABANDONED,  /* owner exited; on the abandoned list of its class */
 };
 
+/* The owner of free and abandoned slabs: never a thread's heap, and not NULL
+ * either, so free()'s fast path compares owners with no NULL test. */
+extern HAK_HIDDEN struct tiny_heap tiny_no_owner;
+
 struct tiny_slab {
-    /* Blocks freed by threads other than the owner: a lock-free stack that the
-     * owner takes whole with one exchange.  Kept apart from the owner's fields. */
-    _Atomic(void *) remote;
-    /* The owning heap; NULL while free or abandoned.  Only the owner sets it to
-     * NULL and only an adopter (under the abandoned lock) sets it again. */
+    /* The owning heap; &tiny_no_owner while free or abandoned.  Only the
+     * owner gives it up, and only an adopter (under the abandoned lock) or
+     * the manager sets it again. */
     _Atomic(struct tiny_heap *) owner;
     /* Owner-only fields. */
-    void *free;             /* blocks returned by the owner's cache */
-    /* First block, as an offset from the superslab: no pointer to a live
-     * block is kept anywhere, so valgrind's leak check sees leaks as lost. */
-    uint32_t start_off;
+    void *free;             /* blocks returned to the slab (nfree of them) */
     uint64_t div_magic;     /* hak_div_magic(stride) */
-    uint32_t stride;        /* == tiny_class_size[cls]: the one stride */
-    uint32_t capacity;      /* blocks that fit in the slab's usable bytes */
-    uint32_t carved;        /* blocks carved so far from the unused tail */
+    /* Minus the address of the first block: p + neg_first is p's offset in
+     * the slab's usable range, one add.  Negated, it is no pointer to a live
+     * block, so valgrind's leak check still sees leaks as lost. */
+    uintptr_t neg_first;
     /* carved * stride: offsets below it are blocks.  Written by the owner,
      * read by any thread validating a free, hence atomic (relaxed). */
     _Atomic uint32_t carved_end;
-    uint32_t used;          /* blocks outside the slab: in caches or in use */
+    uint16_t stride;        /* == tiny_class_size[cls]: the one stride */
+    uint16_t capacity;      /* blocks that fit in the slab's usable bytes */
+    uint16_t carved;        /* blocks carved so far from the unused tail */
+    uint16_t used;          /* blocks outside the slab: in caches or in use */
+    uint16_t nfree;         /* blocks on `free` */
     uint8_t cls;
     uint8_t state;          /* enum tiny_slab_state */
     struct tiny_slab *next, *prev; /* owner's list, or the abandoned list */
-};
+} __attribute__((aligned(64)));
+
+_Static_assert(sizeof(struct tiny_slab) == (1u << TINY_SLAB_RECORD_SHIFT),
+               "slab records are indexed by a shift");
 
 struct superslab {
     uint64_t magic;
@@ -65,6 +82,11 @@ struct superslab {
     struct superslab *next, *prev; /* manager's list of superslabs with free slabs */
     bool listed;
     struct tiny_slab slabs[TINY_SLABS_PER_SS];
+    /* Blocks freed by threads other than a slab's owner: a lock-free stack
+     * per slab that the owner takes whole with one exchange. */
+    _Atomic(void *) remote[TINY_SLABS_PER_SS] __attribute__((aligned(64)));
+    /* When free slab i became free (hak_clock_ms; manager lock). */
+    uint64_t free_since_ms[TINY_SLABS_PER_SS];
 };
 
 _Static_assert(sizeof(struct superslab) <= TINY_SS_HEADER, "superslab header too big");
@@ -74,10 +96,12 @@ HAK_INLINE struct superslab *tiny_superslab_of(const void *p)
     return (struct superslab *)hak_chunk_base(p);
 }
 
+/* The slab record of block (or slab record) p: a mask and a shift. */
 HAK_INLINE struct tiny_slab *tiny_slab_of(const void *p)
 {
-    struct superslab *ss = tiny_superslab_of(p);
-    return &ss->slabs[((uintptr_t)p & HAK_CHUNK_MASK) >> TINY_SLAB_SHIFT];
+    uintptr_t rec = ((uintptr_t)p >> (TINY_SLAB_SHIFT - TINY_SLAB_RECORD_SHIFT)) &
+                    ((uintptr_t)(TINY_SLABS_PER_SS - 1) << TINY_SLAB_RECORD_SHIFT);
+    return (struct tiny_slab *)((char *)tiny_superslab_of(p)->slabs + rec);
 }
 
 HAK_INLINE unsigned tiny_slab_index(const struct superslab *ss, const struct tiny_slab *s)
@@ -85,18 +109,39 @@ HAK_INLINE unsigned tiny_slab_index(const struct superslab *ss, const struct tin
     return (unsigned)(s - ss->slabs);
 }
 
+HAK_INLINE _Atomic(void *) *tiny_slab_remote(struct tiny_slab *s)
+{
+    struct superslab *ss = tiny_superslab_of(s);
+    return &ss->remote[tiny_slab_index(ss, s)];
+}
+
+/* Offset of slab i's first usable byte in its superslab: slab 0 starts after
+ * the header.  The one definition of a slab's usable range. */
+HAK_INLINE uint32_t tiny_slab_first_off(unsigned i)
+{
+    return (uint32_t)(((size_t)i << TINY_SLAB_SHIFT) + (i == 0 ? TINY_SS_HEADER : 0));
+}
+
+/* Slab i's neg_first. */
+HAK_INLINE uintptr_t tiny_slab_neg_first(const struct superslab *ss, unsigned i)
+{
+    return -((uintptr_t)ss + tiny_slab_first_off(i));
+}
+
 HAK_INLINE char *tiny_slab_start(const struct tiny_slab *s)
 {
-    return (char *)tiny_superslab_of(s) + s->start_off;
+    return (char *)-s->neg_first;
 }
 
 /* Takes a free slab from the manager and formats it for class `cls`, owned by
  * `owner`.  Returns NULL when out of memory. */
 HAK_HIDDEN struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner);
-/* Gives an empty slab (used == 0, nothing remote) back to the manager. */
+/* Gives an empty slab (used == 0, nothing remote) back to the manager, which
+ * purges it once it has been free for the purge delay. */
 HAK_HIDDEN void tiny_slab_release(struct tiny_slab *s);
-/* Purges every free slab and unmaps empty superslabs; returns bytes released. */
-HAK_HIDDEN size_t tiny_superslab_trim(void);
+/* Purges free slabs free since at or before now_ms - delay (all of them
+ * with `all`); returns bytes released. */
+HAK_HIDDEN size_t tiny_superslab_purge(uint64_t now_ms, bool all);
 
 /* fork() support: take / release / reinitialize the manager's lock. */
 HAK_HIDDEN void tiny_superslab_lock(void);

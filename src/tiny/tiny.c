@@ -1,19 +1,31 @@
 /*
- * tiny.c - the tiny tier's heaps: refill, flush, remote frees, thread exit,
- * abandonment and adoption of slabs.
+ * tiny.c - the tiny tier's heaps: refill, overflow and flush, remote frees,
+ * thread exit, abandonment and adoption of slabs, trim.
+ *
+ * Every path that follows a free-list link checks it (tiny_check_link or,
+ * for a slab's own lists, the slab's bounds) and aborts with
+ * `hakmem: malloc(): corrupted free list` on a bad one.
  */
 #include "tiny/tiny.h"
-#include "freelist.h"
+#include "lifecycle.h"
+#include "lock.h"
 #include "options.h"
 #include "os.h"
+#include "purge.h"
 #include "registry.h"
 
-#include "lock.h"
-#include <pthread.h>
 #include <string.h>
 
 /* Full slabs looked at for remote frees per refill before taking a new one. */
 #define TINY_FULL_SCAN 4
+/* A class's cache starts at about TINY_CACHE_INIT_BYTES worth of blocks and
+ * grows, by doubling at each overflow, to about TINY_CACHE_MAX_BYTES. */
+#define TINY_CACHE_INIT_BYTES 16384u
+#define TINY_CACHE_MAX_BYTES 131072u
+#define TINY_CACHE_MIN_BLOCKS 16u
+#define TINY_CACHE_MAX_BLOCKS 2048u
+
+struct tiny_heap tiny_no_owner;
 
 /* Slabs whose owner exited, per class, waiting to be adopted. */
 static struct {
@@ -31,17 +43,31 @@ static size_t heap_chunk_left;
 static struct hak_lock orphan_lock = HAK_LOCK_INITIALIZER;
 static struct tiny_cache orphan_cache;
 
-uint16_t tiny_cache_cap[TINY_NUM_CLASSES];
+/* Bumped by every malloc_trim; heaps compare it at their slow paths. */
+static _Atomic unsigned trim_epoch;
+
+static uint16_t cache_cap_init[TINY_NUM_CLASSES], cache_cap_max[TINY_NUM_CLASSES];
+
+static unsigned clamp_blocks(unsigned bytes, unsigned size)
+{
+    unsigned n = bytes / size;
+    return n < TINY_CACHE_MIN_BLOCKS ? TINY_CACHE_MIN_BLOCKS
+                                     : (n > TINY_CACHE_MAX_BLOCKS ? TINY_CACHE_MAX_BLOCKS : n);
+}
 
 void tiny_init(void)
 {
     HAK_DEBUG_CHECK(tiny_size_class_check(), "tiny_class_of_index disagrees with the classes");
     for (unsigned i = 0; i < TINY_NUM_CLASSES; i++) {
-        unsigned cap = 16384 / tiny_class_size[i];
-        tiny_cache_cap[i] = (uint16_t)(cap < 16 ? 16 : (cap > 256 ? 256 : cap));
-    }
-    for (unsigned i = 0; i < TINY_NUM_CLASSES; i++)
+        cache_cap_init[i] = (uint16_t)clamp_blocks(TINY_CACHE_INIT_BYTES, tiny_class_size[i]);
+        cache_cap_max[i] = (uint16_t)clamp_blocks(TINY_CACHE_MAX_BYTES, tiny_class_size[i]);
         hak_lock_init(&abandoned[i].lock);
+    }
+}
+
+static __attribute__((noreturn, cold)) void corrupt(const void *link)
+{
+    hak_fatal("malloc(): corrupted free list (link to %p)", link);
 }
 
 /* ---- slab lists (owner-only) ---- */
@@ -116,27 +142,65 @@ static void heap_recycle(struct tiny_heap *h)
     hak_unlock(&heap_lock);
 }
 
+/* ---- link checks ---- */
+
+/* Aborts unless next, the link of free block b of class cls, is NULL or a
+ * free block (marked) of that class in a live slab, other than b. */
+static void tiny_check_link(const void *b, const void *next, unsigned cls)
+{
+    if (!next)
+        return;
+    if (next == b || hak_registry_kind(next) != HAK_CHUNK_TINY)
+        corrupt(next);
+    /* Only now is the slab header known to be mapped. */
+    struct tiny_slab *s = tiny_slab_of(next);
+    if (s->cls != cls || !tiny_is_block(s, next) || !hak_block_marked_free((void *)next))
+        corrupt(next);
+}
+
+/* Checks a link inside slab s's own lists (free list, remote stack). */
+static void check_slab_link(const struct tiny_slab *s, const void *b, const void *next)
+{
+    if (next && (next == b || tiny_slab_of(next) != s || !tiny_is_block(s, next) ||
+                 !hak_block_marked_free((void *)next)))
+        corrupt(next);
+}
+
+void *tiny_cache_pop_checked(struct tiny_cache *c, unsigned cls)
+{
+    void *b = c->head[cls];
+    void *next = hak_link_get(b);
+    if (HAK_UNLIKELY(!tiny_link_is_near(b, next)))
+        tiny_check_link(b, next, cls);
+    return tiny_cache_take(c, cls, b, next);
+}
+
 /* ---- slab block sources ---- */
 
-/* Moves the slab's remote stack onto its free list; returns blocks moved. */
+/* Splices the slab's remote stack onto its free list, checking every link
+ * (at most capacity of them: a longer walk is a cycle); returns blocks moved. */
 static uint32_t slab_collect_remote(struct tiny_slab *s)
 {
-    if (!atomic_load_explicit(&s->remote, memory_order_relaxed))
+    _Atomic(void *) *remote = tiny_slab_remote(s);
+    if (!atomic_load_explicit(remote, memory_order_relaxed))
         return 0;
-    void *list = atomic_exchange_explicit(&s->remote, NULL, memory_order_acquire);
+    void *list = atomic_exchange_explicit(remote, NULL, memory_order_acquire);
+    check_slab_link(s, NULL, list);
     uint32_t n = 0;
     void *last = NULL;
-    for (void *b = list; b; b = hak_link_get(b)) {
-        if (HAK_UNLIKELY(tiny_slab_of(b) != s))
-            hak_fatal("free(): corrupted remote free list of slab %p (block %p)",
-                      (void *)tiny_slab_start(s), b);
+    for (void *b = list; b;) {
+        if (HAK_UNLIKELY(++n > s->capacity))
+            corrupt(b);
+        void *next = hak_link_get(b);
+        check_slab_link(s, b, next);
         last = b;
-        n++;
+        b = next;
     }
     if (last) {
-        hak_link_set(last, s->free);
+        hak_link_relink(last, s->free);
         s->free = list;
-        s->used -= n;
+        s->nfree = (uint16_t)(s->nfree + n);
+        s->used = (uint16_t)(s->used - n);
     }
     return n;
 }
@@ -147,49 +211,57 @@ static bool slab_has_blocks(const struct tiny_slab *s)
 }
 
 /*
- * Takes up to `want` blocks from slab s and links them in front of *list.
- * Order: the slab's free list (after collecting remote frees), then fresh
- * blocks carved from the slab's tail, within its capacity.
+ * Takes blocks from slab s for an empty cache list *list: the slab's whole
+ * free list in one splice (after collecting remote frees; with batch refill
+ * off, one block), else up to `want` fresh blocks carved from its tail.
  */
 static uint32_t slab_take(struct tiny_slab *s, uint32_t want, void **list)
 {
-    uint32_t got = 0;
     if (!s->free)
         slab_collect_remote(s);
-    while (got < want && s->free) {
-        void *b = s->free;
-        s->free = hak_link_get(b);
-        if (HAK_UNLIKELY(s->free && tiny_slab_of(s->free) != s))
-            hak_fatal("malloc(): corrupted free list of slab %p (block %p)",
-                      (void *)tiny_slab_start(s), b);
-        hak_link_set(b, *list);
-        *list = b;
-        got++;
-    }
-    uint32_t carve = want - got;
-    if (carve > s->capacity - s->carved)
-        carve = s->capacity - s->carved;
-    if (carve) {
+    uint32_t got = 0;
+    if (s->free) {
+        if (hak_opt.tiny_batch_refill) {
+            *list = s->free;
+            got = s->nfree;
+            s->free = NULL;
+            s->nfree = 0;
+        } else {
+            void *b = s->free;
+            void *next = hak_link_get(b);
+            check_slab_link(s, b, next);
+            s->free = next;
+            s->nfree--;
+            hak_link_relink(b, NULL);
+            *list = b;
+            got = 1;
+        }
+    } else {
+        uint32_t carve = want;
+        if (carve > (uint32_t)(s->capacity - s->carved))
+            carve = s->capacity - s->carved;
+        if (!carve)
+            return 0;
         /* Link the new blocks in address order, so the cache hands them out
          * in ascending order. */
         char *first = tiny_slab_start(s) + (size_t)s->carved * s->stride;
-        HAK_DEBUG_CHECK(first + (size_t)carve * s->stride <=
-                            (char *)tiny_superslab_of(s) + ((size_t)(tiny_slab_index(
-                                tiny_superslab_of(s), s) + 1) << TINY_SLAB_SHIFT),
-                        "carve past the end of slab %p", (void *)s);
         char *b = first + (size_t)(carve - 1) * s->stride;
-        hak_link_set(b, *list);
+        HAK_DEBUG_CHECK((uintptr_t)b + s->stride <=
+                            ((uintptr_t)first & ~(uintptr_t)(TINY_SLAB_SIZE - 1)) + TINY_SLAB_SIZE,
+                        "carve past the end of slab %p", (void *)s);
+        hak_link_set(b, NULL);
         for (uint32_t k = 1; k < carve; k++) {
             char *prev = b - s->stride;
             hak_link_set(prev, b);
             b = prev;
         }
         *list = first;
-        s->carved += carve;
-        atomic_store_explicit(&s->carved_end, s->carved * s->stride, memory_order_relaxed);
-        got += carve;
+        s->carved = (uint16_t)(s->carved + carve);
+        atomic_store_explicit(&s->carved_end, (uint32_t)s->carved * s->stride,
+                              memory_order_relaxed);
+        got = carve;
     }
-    s->used += got;
+    s->used = (uint16_t)(s->used + got);
     return got;
 }
 
@@ -208,11 +280,6 @@ static struct tiny_slab *adopt_slab(struct tiny_heap *h, unsigned cls)
         if (!s)
             return NULL;
         slab_collect_remote(s);
-        if (s->used == 0) {
-            /* Everything came back; start it afresh for this class. */
-            s->state = TINY_SLAB_CURRENT;
-            return s;
-        }
         if (slab_has_blocks(s)) {
             s->state = TINY_SLAB_CURRENT;
             return s;
@@ -236,8 +303,7 @@ static struct tiny_slab *next_slab(struct tiny_heap *h, unsigned cls)
     for (unsigned k = 0; k < TINY_FULL_SCAN && full->head; k++) {
         s = full->head;
         slist_remove(full, s);
-        if (atomic_load_explicit(&s->remote, memory_order_relaxed)) {
-            slab_collect_remote(s);
+        if (slab_collect_remote(s)) {
             s->state = TINY_SLAB_CURRENT;
             return s;
         }
@@ -250,33 +316,126 @@ static struct tiny_slab *next_slab(struct tiny_heap *h, unsigned cls)
     return tiny_slab_acquire(cls, h);
 }
 
+/* Returns an empty slab of h (not on any list) to the manager. */
+static void slab_release_empty(struct tiny_slab *s)
+{
+    s->free = NULL;
+    s->nfree = 0;
+    tiny_slab_release(s);
+}
+
+/* Splices the run first..last (n blocks of slab s, linked) onto s's free
+ * list; the slab moves from full to partial, and goes back to the manager
+ * once all its blocks are home. */
+static void slab_put_run(struct tiny_heap *h, struct tiny_slab *s, void *first, void *last,
+                         uint32_t n)
+{
+    hak_link_relink(last, s->free);
+    s->free = first;
+    s->nfree = (uint16_t)(s->nfree + n);
+    s->used = (uint16_t)(s->used - n);
+    unsigned cls = s->cls;
+    if (s->state == TINY_SLAB_FULL) {
+        slist_remove(&h->full[cls], s);
+        slist_push(&h->partial[cls], s, TINY_SLAB_PARTIAL);
+    }
+    if (s->used == 0 && s->state == TINY_SLAB_PARTIAL &&
+        !atomic_load_explicit(tiny_slab_remote(s), memory_order_relaxed)) {
+        slist_remove(&h->partial[cls], s);
+        slab_release_empty(s);
+    }
+}
+
+/* Returns n blocks from the head of list cls to their slabs, run by run,
+ * checking every link it follows. */
+static void cache_flush(struct tiny_cache *c, unsigned cls, uint32_t n)
+{
+    struct tiny_heap *h = c->heap;
+    void *b = c->head[cls];
+    uint32_t left = n;
+    while (left) {
+        struct tiny_slab *s = tiny_slab_of(b);
+        if (HAK_UNLIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) != h))
+            corrupt(b);
+        void *first = b, *last;
+        uint32_t run = 0;
+        do {
+            last = b;
+            b = hak_link_get(last);
+            if (HAK_UNLIKELY(!tiny_link_is_near(last, b)))
+                tiny_check_link(last, b, cls);
+            run++;
+        } while (--left && b && tiny_slab_of(b) == s);
+        if (HAK_UNLIKELY(left && !b))
+            corrupt(b); /* the list is shorter than its count */
+        slab_put_run(h, s, first, last, run);
+    }
+    c->head[cls] = b;
+    c->room[cls] += (int32_t)n;
+}
+
+static uint32_t cache_count(const struct tiny_cache *c, unsigned cls)
+{
+    return (uint32_t)((int32_t)c->cap[cls] - c->room[cls]);
+}
+
+static void heap_trim(struct tiny_cache *c);
+
+static void heap_check_epoch(struct tiny_cache *c)
+{
+    unsigned e = atomic_load_explicit(&trim_epoch, memory_order_relaxed);
+    if (HAK_UNLIKELY(c->trim_epoch != e)) {
+        c->trim_epoch = e;
+        heap_trim(c);
+    }
+}
+
+void tiny_cache_overflow(struct tiny_cache *c, unsigned cls)
+{
+    if (c->cap[cls] < cache_cap_max[cls]) {
+        /* Demand: grow instead of flushing. */
+        unsigned cap = c->cap[cls] * 2u;
+        if (cap > cache_cap_max[cls])
+            cap = cache_cap_max[cls];
+        c->room[cls] += (int32_t)(cap - c->cap[cls]);
+        c->cap[cls] = (uint16_t)cap;
+        return;
+    }
+    cache_flush(c, cls, cache_count(c, cls) - c->cap[cls] / 2u);
+    heap_check_epoch(c);
+}
+
 static void *refill_from_heap(struct tiny_cache *c, struct tiny_heap *h, unsigned cls)
 {
-    uint32_t want = hak_opt.tiny_batch_refill ? tiny_cache_cap[cls] / 2 : 1;
+    if (!c->cap[cls]) {
+        c->cap[cls] = cache_cap_init[cls];
+        c->room[cls] = c->cap[cls];
+    }
+    uint32_t want = hak_opt.tiny_batch_refill ? c->cap[cls] / 2u : 1;
     void *list = NULL;
     uint32_t got = 0;
     struct tiny_slab *s = h->current[cls];
-    while (got < want) {
+    while (!got) {
         if (!s) {
             s = next_slab(h, cls);
             h->current[cls] = s;
             if (!s)
-                break;
+                return NULL;
         }
-        got += slab_take(s, want - got, &list);
-        if (got < want) {
+        got = slab_take(s, want, &list);
+        if (!slab_has_blocks(s)) {
             /* Exhausted: retire it to the full list. */
             slist_push(&h->full[cls], s, TINY_SLAB_FULL);
             s = h->current[cls] = NULL;
         }
     }
-    if (!list)
-        return NULL;
-    void *b = list;
-    c->head[cls] = hak_link_get(b);
-    c->count[cls] = got - 1;
-    hak_block_unmark(b);
-    return b;
+    /* A spliced free list may hold more than the cache's capacity: the
+     * capacity stretches to hold it, so that room stays >= 1. */
+    if (got >= c->cap[cls])
+        c->cap[cls] = (uint16_t)(got + 1);
+    c->head[cls] = list;
+    c->room[cls] = (int32_t)c->cap[cls] - (int32_t)got;
+    return tiny_cache_pop_checked(c, cls);
 }
 
 void *tiny_alloc_refill(struct tiny_cache *c, unsigned cls)
@@ -285,61 +444,29 @@ void *tiny_alloc_refill(struct tiny_cache *c, unsigned cls)
         c->heap = heap_new();
         if (!c->heap)
             return NULL;
+        c->trim_epoch = atomic_load_explicit(&trim_epoch, memory_order_relaxed);
     }
+    hak_purge_tick();
+    heap_check_epoch(c);
     return refill_from_heap(c, c->heap, cls);
 }
 
 void *tiny_alloc_orphan(unsigned cls)
 {
     hak_lock(&orphan_lock);
-    void *b = orphan_cache.head[cls];
-    if (b) {
-        orphan_cache.head[cls] = hak_link_get(b);
-        orphan_cache.count[cls]--;
-        hak_block_unmark(b);
-    } else {
-        b = tiny_alloc_refill(&orphan_cache, cls);
-    }
+    void *b = orphan_cache.head[cls] ? tiny_cache_pop_checked(&orphan_cache, cls)
+                                     : tiny_alloc_refill(&orphan_cache, cls);
     hak_unlock(&orphan_lock);
     return b;
 }
 
-/* Returns one block from the owner's cache to its slab. */
-static void slab_put_local(struct tiny_heap *h, void *b)
-{
-    struct tiny_slab *s = tiny_slab_of(b);
-    hak_link_set(b, s->free);
-    s->free = b;
-    s->used--;
-    unsigned cls = s->cls;
-    if (s->state == TINY_SLAB_FULL) {
-        slist_remove(&h->full[cls], s);
-        slist_push(&h->partial[cls], s, TINY_SLAB_PARTIAL);
-    }
-    if (s->used == 0 && s->state == TINY_SLAB_PARTIAL &&
-        !atomic_load_explicit(&s->remote, memory_order_relaxed)) {
-        slist_remove(&h->partial[cls], s);
-        tiny_slab_release(s);
-    }
-}
-
-void tiny_cache_flush(struct tiny_cache *c, unsigned cls, uint32_t keep)
-{
-    struct tiny_heap *h = c->heap;
-    while (c->count[cls] > keep) {
-        void *b = c->head[cls];
-        c->head[cls] = hak_link_get(b);
-        c->count[cls]--;
-        slab_put_local(h, b);
-    }
-}
-
 void tiny_free_remote(struct tiny_slab *s, void *p)
 {
-    void *head = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    _Atomic(void *) *remote = tiny_slab_remote(s);
+    void *head = atomic_load_explicit(remote, memory_order_relaxed);
     do {
         hak_link_set(p, head);
-    } while (!atomic_compare_exchange_weak_explicit(&s->remote, &head, p, memory_order_release,
+    } while (!atomic_compare_exchange_weak_explicit(remote, &head, p, memory_order_release,
                                                     memory_order_relaxed));
 }
 
@@ -348,11 +475,11 @@ static void abandon_slab(struct tiny_slab *s)
     unsigned cls = s->cls;
     slab_collect_remote(s);
     if (s->used == 0) {
-        tiny_slab_release(s);
+        slab_release_empty(s);
         return;
     }
     s->state = TINY_SLAB_ABANDONED;
-    atomic_store_explicit(&s->owner, NULL, memory_order_release);
+    atomic_store_explicit(&s->owner, &tiny_no_owner, memory_order_release);
     hak_lock(&abandoned[cls].lock);
     s->prev = NULL;
     s->next = abandoned[cls].head;
@@ -369,14 +496,20 @@ static void abandon_list(struct tiny_slab_list *l)
     }
 }
 
+static void cache_flush_all(struct tiny_cache *c, unsigned cls)
+{
+    if (c->head[cls])
+        cache_flush(c, cls, cache_count(c, cls));
+    c->head[cls] = NULL;
+}
+
 void tiny_thread_exit(struct tiny_cache *c)
 {
     struct tiny_heap *h = c->heap;
     if (!h)
         return;
     for (unsigned cls = 0; cls < TINY_NUM_CLASSES; cls++) {
-        tiny_cache_flush(c, cls, 0);
-        c->head[cls] = NULL;
+        cache_flush_all(c, cls);
         if (h->current[cls]) {
             abandon_slab(h->current[cls]);
             h->current[cls] = NULL;
@@ -388,43 +521,66 @@ void tiny_thread_exit(struct tiny_cache *c)
     heap_recycle(h);
 }
 
-size_t tiny_purge(uint64_t now_ms, bool all)
+/* Returns the cache, takes every slab's remote frees and releases the
+ * empty slabs of c's heap (the owner's side of malloc_trim). */
+static void heap_trim(struct tiny_cache *c)
 {
-    (void)now_ms;
-    if (!all)
-        return 0;
-    /* Abandoned slabs whose blocks all came back are released. */
+    struct tiny_heap *h = c->heap;
     for (unsigned cls = 0; cls < TINY_NUM_CLASSES; cls++) {
-        hak_lock(&abandoned[cls].lock);
-        struct tiny_slab **link = &abandoned[cls].head;
-        while (*link) {
-            struct tiny_slab *s = *link;
+        cache_flush_all(c, cls);
+        struct tiny_slab *s = h->current[cls];
+        if (s) {
             slab_collect_remote(s);
             if (s->used == 0) {
-                *link = s->next;
-                tiny_slab_release(s);
-            } else {
-                link = &s->next;
+                h->current[cls] = NULL;
+                slab_release_empty(s);
             }
         }
-        hak_unlock(&abandoned[cls].lock);
+        for (s = h->full[cls].head; s;) {
+            struct tiny_slab *next = s->next;
+            if (slab_collect_remote(s)) {
+                slist_remove(&h->full[cls], s);
+                slist_push(&h->partial[cls], s, TINY_SLAB_PARTIAL);
+            }
+            s = next;
+        }
+        for (s = h->partial[cls].head; s;) {
+            struct tiny_slab *next = s->next;
+            slab_collect_remote(s);
+            if (s->used == 0) {
+                slist_remove(&h->partial[cls], s);
+                slab_release_empty(s);
+            }
+            s = next;
+        }
     }
-    return tiny_superslab_trim();
 }
 
-void tiny_check_link(void *next, unsigned cls)
+size_t tiny_purge(uint64_t now_ms, bool all)
 {
-    if (!next)
-        return;
-    if (hak_registry_kind(next) != HAK_CHUNK_TINY)
-        goto corrupt;
-    /* Only now is the slab header known to be mapped. */
-    struct tiny_slab *s = tiny_slab_of(next);
-    if (s->cls != cls || !tiny_is_block(s, next))
-        goto corrupt;
-    return;
-corrupt:
-    hak_fatal("malloc(): corrupted free list (link to %p)", next);
+    if (all) {
+        atomic_fetch_add_explicit(&trim_epoch, 1, memory_order_relaxed);
+        struct hak_thread *t = &hak_thread;
+        if (t->state == HAK_THREAD_ACTIVE && t->tiny.heap)
+            heap_check_epoch(&t->tiny);
+        /* Abandoned slabs whose blocks all came back are released. */
+        for (unsigned cls = 0; cls < TINY_NUM_CLASSES; cls++) {
+            hak_lock(&abandoned[cls].lock);
+            struct tiny_slab **link = &abandoned[cls].head;
+            while (*link) {
+                struct tiny_slab *s = *link;
+                slab_collect_remote(s);
+                if (s->used == 0) {
+                    *link = s->next;
+                    slab_release_empty(s);
+                } else {
+                    link = &s->next;
+                }
+            }
+            hak_unlock(&abandoned[cls].lock);
+        }
+    }
+    return tiny_superslab_purge(now_ms, all);
 }
 
 void tiny_fork_prepare(void)

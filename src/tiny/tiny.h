@@ -3,26 +3,38 @@
  * of slabs owned by per-thread heaps.
  *
  * malloc pops the calling thread's cache for the class; on a miss the cache is
- * refilled in a batch from the heap's current slab (remote frees first, then
- * the slab's free list, then fresh blocks carved from its tail).  free pushes
- * onto the cache when the caller owns the block's slab (flushing a batch back
- * to the slabs past a cap), and onto the slab's lock-free remote stack
- * otherwise.  A thread's exit flushes its cache and abandons its slabs, which
- * the next thread needing that class adopts.
+ * refilled from the heap's current slab: its whole free list spliced in at
+ * once (after taking its remote frees with one exchange), or fresh blocks
+ * carved from its tail.  free pushes onto the cache when the caller owns the
+ * block's slab; a push that fills the cache first grows it (up to a per-class
+ * maximum, as tcmalloc's caches grow with demand), then returns half of it to
+ * the slabs, run by run: consecutive blocks of one slab are spliced onto that
+ * slab's free list with one link write.  Other threads' frees go onto the
+ * slab's lock-free remote stack.  A thread's exit flushes its cache and
+ * abandons its slabs, which the next thread needing that class adopts.
+ *
+ * The inline fast paths are in api.h; the cache's pop and push, which every
+ * path uses, are here.
  */
 #ifndef HAKMEM_TINY_H
 #define HAKMEM_TINY_H
 
 #include "internal.h"
+#include "freelist.h"
 #include "tiny/size_class.h"
 #include "tiny/superslab.h"
 
-/* The per-thread cache: a singly linked list and a count per class.  Lives in
- * initial-exec TLS (struct hak_thread, lifecycle.h). */
+/* The per-thread cache: a singly linked list per class, and how many more
+ * blocks it may take before it overflows.  Lives in initial-exec TLS (struct
+ * hak_thread, lifecycle.h); all zero for a new thread. */
 struct tiny_cache {
     void *head[TINY_NUM_CLASSES];
-    uint32_t count[TINY_NUM_CLASSES];
-    struct tiny_heap *heap;  /* NULL until the thread's first tiny refill */
+    /* Blocks the list may still take: a push that takes it to 0 overflows.
+     * The list holds cap - room blocks; room is never 0 between calls. */
+    int32_t room[TINY_NUM_CLASSES];
+    uint16_t cap[TINY_NUM_CLASSES];  /* 0 until the class's first refill */
+    struct tiny_heap *heap;          /* NULL until the thread's first refill */
+    unsigned trim_epoch;             /* the last malloc_trim this heap acted on */
 };
 
 struct tiny_slab_list {
@@ -39,22 +51,26 @@ struct tiny_heap {
 
 HAK_HIDDEN void tiny_init(void);
 
-/* Slow paths of malloc and free (the fast paths are inline in hakmem.c). */
+/* Slow paths of malloc and free (the fast paths are inline in api.h). */
 HAK_HIDDEN void *tiny_alloc_refill(struct tiny_cache *c, unsigned cls);
-HAK_HIDDEN void tiny_cache_flush(struct tiny_cache *c, unsigned cls, uint32_t keep);
+HAK_HIDDEN void tiny_cache_overflow(struct tiny_cache *c, unsigned cls);
 HAK_HIDDEN void tiny_free_remote(struct tiny_slab *s, void *p);
-/* malloc and free for a thread whose cache is gone (after its exit). */
+/* malloc for a thread whose cache is gone (after its exit). */
 HAK_HIDDEN void *tiny_alloc_orphan(unsigned cls);
+/* Pops cache list cls (non-empty) with every check: aborts on a bad link. */
+HAK_HIDDEN void *tiny_cache_pop_checked(struct tiny_cache *c, unsigned cls);
 
-/* Thread exit: empties the cache and abandons the heap's slabs. */
+/* Thread exit: empties the cache and abandons the heap's slabs.  Uses only
+ * *c, never the calling thread's state, so a fork child may call it on the
+ * cache of a parent thread that does not exist in the child. */
 HAK_HIDDEN void tiny_thread_exit(struct tiny_cache *c);
-/* The tiny tier's purge hook (purge.h): with `all`, releases empty
- * abandoned slabs and purges free slabs. */
+/* The tiny tier's purge hook (purge.h).  Free slabs are purged once free for
+ * the delay.  With `all` (malloc_trim): the calling thread returns its cache,
+ * takes its slabs' remote frees and releases its empty slabs; every other
+ * live thread does the same at its next refill or cache overflow (a trim
+ * epoch it compares); empty abandoned slabs are released; then every free
+ * slab is purged. */
 HAK_HIDDEN size_t tiny_purge(uint64_t now_ms, bool all);
-
-/* The most blocks a thread's cache keeps per class (about 16 KiB worth, 16 to
- * 256 blocks); a refill brings half of that.  Filled by tiny_init. */
-extern HAK_HIDDEN uint16_t tiny_cache_cap[TINY_NUM_CLASSES];
 
 /*
  * Whether p is the start of a block carved from slab s (a free slab has
@@ -63,7 +79,7 @@ extern HAK_HIDDEN uint16_t tiny_cache_cap[TINY_NUM_CLASSES];
  */
 HAK_INLINE bool tiny_is_block(const struct tiny_slab *s, const void *p)
 {
-    uintptr_t off = ((uintptr_t)p & HAK_CHUNK_MASK) - s->start_off;
+    uintptr_t off = (uintptr_t)p + s->neg_first;
     return HAK_LIKELY(off < atomic_load_explicit(&s->carved_end, memory_order_relaxed) &&
                       hak_divisible((uint32_t)off, s->div_magic));
 }
@@ -75,9 +91,42 @@ HAK_INLINE void tiny_check_block(const struct tiny_slab *s, const void *p, const
         hak_fatal_ptr(func, "invalid pointer", p);
 }
 
-/* Aborts with "malloc(): corrupted free list" unless next (decoded from a
- * cache link) is NULL or a block of class cls inside a live slab. */
-HAK_HIDDEN void tiny_check_link(void *next, unsigned cls);
+/*
+ * Whether next, decoded from the link of cache block b, may be followed
+ * without the full check (tiny_check_link): it lies in b's slab within what
+ * was carved (one unsigned compare against the slab's first block covers
+ * both), is 16-byte aligned, and is not b itself.  Blocks carved in a row
+ * and freed near each other pass; anything else, including the list's end,
+ * takes the slow path.
+ */
+HAK_INLINE bool tiny_link_is_near(const void *b, const void *next)
+{
+    if (!HAK_HARDENING)
+        return next != NULL;
+    const struct tiny_slab *s = tiny_slab_of(b);
+    uintptr_t off = (uintptr_t)next + s->neg_first;
+    return off < atomic_load_explicit(&s->carved_end, memory_order_relaxed) &&
+           !(off & (HAK_ALIGN - 1)) && next != b;
+}
+
+/* The one pop: hands out b, the head of list cls, whose link decoded to next
+ * (already checked). */
+HAK_INLINE void *tiny_cache_take(struct tiny_cache *c, unsigned cls, void *b, void *next)
+{
+    c->head[cls] = next;
+    c->room[cls]++;
+    hak_block_unmark(b);
+    return b;
+}
+
+/* The one push: p, a block of a slab the cache's heap owns. */
+HAK_INLINE void tiny_cache_push(struct tiny_cache *c, unsigned cls, void *p)
+{
+    hak_link_set(p, c->head[cls]);
+    c->head[cls] = p;
+    if (HAK_UNLIKELY(--c->room[cls] == 0))
+        tiny_cache_overflow(c, cls);
+}
 
 /* fork() support for the tiny tier's locks. */
 HAK_HIDDEN void tiny_fork_prepare(void);
