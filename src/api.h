@@ -11,6 +11,7 @@
 #include "lifecycle.h"
 #include "registry.h"
 #include "tiny/tiny.h"
+#include "pool/pool_fast.h"
 
 /* Slow paths (hakmem.c): everything the inline fast paths do not finish.
  * hak_free_slow does the whole of free() for any pointer, with every check. */
@@ -60,7 +61,8 @@ HAK_INLINE void tiny_cache_push(struct hak_thread *t, struct tiny_slab *s, void 
         tiny_cache_flush(&t->tiny, cls, tiny_cache_cap[cls] / 2u);
 }
 
-/* malloc: pop the thread's tiny cache, or take the slow path.  Nothing here
+/* malloc: pop the thread's tiny cache (or pool cache: pool_fast.h), or take
+ * the slow path.  Nothing here
  * calls a function except in tail position, so the fast path needs no
  * stack frame. */
 HAK_INLINE void *hak_impl_malloc(size_t size)
@@ -80,12 +82,17 @@ HAK_INLINE void *hak_impl_malloc(size_t size)
                 return b;
             }
         }
+    } else if (size <= HAK_POOL_MAX) {
+        void *b = pool_malloc_fast(size);
+        if (HAK_LIKELY(b))
+            return b;
     }
     return hak_alloc_slow(size);
 }
 
 /* free: one registry load finds the tier; a valid tiny block without the
- * free mark, of a slab the caller owns, goes onto the caller's cache.  Any
+ * free mark, of a slab the caller owns, goes onto the caller's cache, and so
+ * does a valid pool block (pool_fast.h).  Any
  * other case (NULL, other tiers, remote frees, suspected double frees,
  * invalid pointers) is handled, and reported, by hak_free_slow. */
 HAK_INLINE void hak_impl_free(void *p)
@@ -101,6 +108,8 @@ HAK_INLINE void hak_impl_free(void *p)
             tiny_cache_push(t, s, p);
             return;
         }
+    } else if (hak_registry_kind(p) == HAK_CHUNK_POOL && pool_free_fast(p)) {
+        return;
     }
     hak_free_slow(p);
 }
