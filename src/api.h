@@ -11,6 +11,7 @@
 #include "lifecycle.h"
 #include "registry.h"
 #include "tiny/tiny.h"
+#include "pool/pool_fast.h"
 
 /* Slow paths (hakmem.c): everything the inline fast paths do not finish.
  * hak_free_slow does the whole of free() for any pointer, with every check. */
@@ -26,7 +27,8 @@ HAK_HIDDEN void *hak_impl_valloc(size_t size);
 HAK_HIDDEN void *hak_impl_pvalloc(size_t size);
 HAK_HIDDEN size_t hak_impl_usable_size(void *p);
 
-/* malloc: pop the thread's tiny cache, or take the slow path.  Nothing here
+/* malloc: pop the thread's tiny cache (or pool cache: pool_fast.h), or take
+ * the slow path.  Nothing here
  * calls a function except in tail position, so the fast path needs no
  * stack frame. */
 HAK_INLINE void *hak_impl_malloc(size_t size)
@@ -44,6 +46,10 @@ HAK_INLINE void *hak_impl_malloc(size_t size)
                 return b;
             }
         }
+    } else if (size <= HAK_POOL_MAX) {
+        void *b = pool_malloc_fast(size);
+        if (HAK_LIKELY(b))
+            return b;
     }
     return hak_alloc_slow(size);
 }
@@ -76,6 +82,8 @@ HAK_INLINE void hak_impl_free(void *p)
             tiny_cache_push(&t->tiny, s->cls, p);
             return;
         }
+    } else if (kind == HAK_CHUNK_POOL && pool_free_fast(p)) {
+        return;
     }
     hak_free_slow(p);
 }

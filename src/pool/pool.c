@@ -8,6 +8,7 @@
 #include "lifecycle.h"
 #include "options.h"
 #include "os.h"
+#include "purge.h"
 #include "registry.h"
 #include "stats.h"
 
@@ -17,12 +18,25 @@
 
 #define POOL_CHUNK_MAGIC 0x68616b504f4f4cull /* "hakPOOL" */
 #define ALL_UNITS_FREE ((uint32_t)(((uint64_t)1 << POOL_UNITS_PER_CHUNK) - 1))
+/* Whole lists of blocks the transfer cache holds per class (each at most
+ * pool_class_batch_max blocks, about POOL_BATCH_BYTES). */
+#define POOL_XFER_SLOTS 8
 
+/* A list of blocks in the transfer cache, as a thread cache gave it back. */
+struct pool_xfer {
+    void *head;
+    uint32_t n;
+};
+
+/* One class's shared state; cache-line aligned so that classes' locks do not
+ * share lines. */
 static struct pool_class_state {
     struct hak_lock lock;
     struct pool_page *partial;  /* pages with free or uncarved blocks */
-    struct pool_page *empty;    /* one empty page kept to avoid map/purge churn */
-} classes[POOL_NUM_CLASSES];
+    struct pool_page *empty;    /* empty pages, most recently emptied first */
+    uint32_t nxfer;
+    struct pool_xfer xfer[POOL_XFER_SLOTS]; /* the transfer cache */
+} __attribute__((aligned(64))) classes[POOL_NUM_CLASSES];
 
 /* All pool chunks, newest first; chunks are never unmapped (their free units
  * are purged), so the list only grows and is read without the lock. */
@@ -95,9 +109,16 @@ static char *unit_addr(struct pool_chunk *c, unsigned i)
     return (char *)c + ((size_t)i << POOL_UNIT_SHIFT);
 }
 
-/* Finds `units` free units, trying *arena first; updates *arena to the chunk
- * used.  Only a miss on the arena takes the chunk lock. */
-static struct pool_page *page_claim(unsigned units, struct pool_chunk **arena)
+/*
+ * Page memory: pages_get finds `units` free units for a new page, pages_put
+ * gives a released page's units back.  These two are the pool's only source
+ * and sink of page memory, so that pool pages can come from another layer
+ * (the page-run layer) by changing them alone.
+ *
+ * pages_get tries *arena first and updates *arena to the chunk used; only a
+ * miss on the arena takes the chunk lock.
+ */
+static struct pool_page *pages_get(unsigned units, struct pool_chunk **arena)
 {
     struct pool_chunk *c = arena ? *arena : NULL;
     int i = c ? units_claim(c, units) : -1;
@@ -127,10 +148,24 @@ static char *page_start(const struct pool_page *pg)
     return (char *)chunk_of_page(pg) + pg->start_off;
 }
 
+/* Purges what page pg carved and gives its units back to the chunk. */
+static void pages_put(struct pool_page *pg)
+{
+    struct pool_chunk *c = chunk_of_page(pg);
+    unsigned first = (unsigned)(pg - c->pages);
+    for (unsigned k = 0; k < pg->units; k++)
+        atomic_store_explicit(&c->pages[first + k].state, POOL_UNIT_FREE, memory_order_relaxed);
+    uint32_t carved = atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed);
+    if (carved)
+        hak_os_purge(page_start(pg), carved);
+    uint32_t run = (uint32_t)(((uint64_t)1 << pg->units) - 1) << first;
+    atomic_fetch_or_explicit(&c->free_units, run, memory_order_release);
+}
+
 static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
 {
     unsigned units = pool_class_units[cls];
-    struct pool_page *pg = page_claim(units, arena);
+    struct pool_page *pg = pages_get(units, arena);
     if (!pg)
         return NULL;
     struct pool_chunk *c = chunk_of_page(pg);
@@ -140,9 +175,10 @@ static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
     pg->start_off = (uint32_t)(start - (char *)c);
     pg->stride = pool_class_size[cls];
     pg->div_magic = hak_div_magic(pg->stride);
-    pg->capacity = (uint32_t)((size_t)(base + ((size_t)units << POOL_UNIT_SHIFT) - start) /
-                              pg->stride);
-    pg->carved = 0;
+    uint32_t capacity = (uint32_t)((size_t)(base + ((size_t)units << POOL_UNIT_SHIFT) - start) /
+                                   pg->stride);
+    pg->limit_bytes = capacity * pg->stride;
+    atomic_store_explicit(&pg->carved_bytes, 0, memory_order_relaxed);
     pg->used = 0;
     pg->free = NULL;
     pg->cls = (uint8_t)cls;
@@ -156,73 +192,114 @@ static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
     atomic_store_explicit(&pg->state, POOL_PAGE_FULL, memory_order_release);
     if (hak_opt.pool_trace)
         hak_warn("pool: new page %p class=%u size=%u units=%u blocks=%u", (void *)start, cls,
-                 pg->stride, units, pg->capacity);
+                 pg->stride, units, capacity);
     return pg;
 }
 
-/* Purges the page's memory and gives its units back to the chunk. */
 static void page_release(struct pool_page *pg)
 {
-    struct pool_chunk *c = chunk_of_page(pg);
-    unsigned first = (unsigned)(pg - c->pages);
-    char *base = unit_addr(c, first);
     if (hak_opt.pool_trace)
         hak_warn("pool: release page %p class=%u", (void *)page_start(pg), pg->cls);
-    for (unsigned k = 0; k < pg->units; k++)
-        atomic_store_explicit(&c->pages[first + k].state, POOL_UNIT_FREE, memory_order_relaxed);
-    if (pg->carved)
-        hak_os_purge(page_start(pg), (size_t)(base + ((size_t)pg->units << POOL_UNIT_SHIFT) -
-                                              page_start(pg)));
-    uint32_t run = (uint32_t)(((uint64_t)1 << pg->units) - 1) << first;
-    atomic_fetch_or_explicit(&c->free_units, run, memory_order_release);
+    pages_put(pg);
 }
 
 /* ---- blocks ---- */
 
-void pool_check_link(void *next, unsigned cls)
+void pool_check_link(const void *b, void *next, unsigned cls)
 {
-    if (next && (hak_registry_kind(next) != HAK_CHUNK_POOL ||
-                 pool_page_of(next, "malloc")->cls != cls))
+    if (HAK_UNLIKELY(!pool_link_ok(b, next, cls) || (next && !hak_block_marked_free(next))))
         hak_fatal("malloc(): corrupted free list (link to %p)", next);
 }
 
 struct pool_page *pool_page_of(void *p, const char *func)
 {
-    struct pool_chunk *c = (struct pool_chunk *)hak_chunk_base(p);
-    unsigned i = (unsigned)(((uintptr_t)p & HAK_CHUNK_MASK) >> POOL_UNIT_SHIFT);
-    struct pool_page *pg = &c->pages[i];
-    uint8_t st = atomic_load_explicit(&pg->state, memory_order_acquire);
-    if (st == POOL_UNIT_TAIL) {
-        pg = &c->pages[pg->head];
-        st = atomic_load_explicit(&pg->state, memory_order_acquire);
-    }
-    uintptr_t off = ((uintptr_t)p & HAK_CHUNK_MASK) - pg->start_off;
-    if (HAK_UNLIKELY(st == POOL_UNIT_FREE || st == POOL_UNIT_TAIL || st == POOL_PAGE_EMPTY ||
-                     off >= (uintptr_t)pg->capacity * pg->stride ||
-                     !hak_divisible((uint32_t)off, pg->div_magic)))
+    struct pool_page *pg = pool_page_lookup(p);
+    if (HAK_UNLIKELY(!pg))
         hak_fatal_ptr(func, "invalid pointer", p);
     return pg;
+}
+
+/* Doubly linked page lists (partial, empty) of a class. */
+static void list_push(struct pool_page **list, struct pool_page *pg)
+{
+    pg->prev = NULL;
+    pg->next = *list;
+    if (*list)
+        (*list)->prev = pg;
+    *list = pg;
+}
+
+static void list_remove(struct pool_page **list, struct pool_page *pg)
+{
+    if (pg->prev)
+        pg->prev->next = pg->next;
+    else
+        *list = pg->next;
+    if (pg->next)
+        pg->next->prev = pg->prev;
+    pg->next = pg->prev = NULL;
 }
 
 static void partial_push(struct pool_class_state *cs, struct pool_page *pg)
 {
     atomic_store_explicit(&pg->state, POOL_PAGE_PARTIAL, memory_order_relaxed);
-    pg->prev = NULL;
-    pg->next = cs->partial;
-    if (cs->partial)
-        cs->partial->prev = pg;
-    cs->partial = pg;
+    list_push(&cs->partial, pg);
 }
 
-static void partial_remove(struct pool_class_state *cs, struct pool_page *pg)
+/* A page for class cls to take blocks from: the most recently emptied one
+ * (its memory is likely still cached and mapped), else a new one. */
+static struct pool_page *page_acquire(struct pool_class_state *cs, unsigned cls,
+                                      struct pool_chunk **arena)
 {
-    if (pg->prev)
-        pg->prev->next = pg->next;
+    struct pool_page *pg = cs->empty;
+    if (pg)
+        list_remove(&cs->empty, pg);
     else
-        cs->partial = pg->next;
-    if (pg->next)
-        pg->next->prev = pg->prev;
-    pg->next = pg->prev = NULL;
+        pg = page_new(cls, arena);
+    if (pg)
+        partial_push(cs, pg);
+    return pg;
+}
+
+/* Pops the first block of page pg's free list (class lock held). */
+static void *page_pop(struct pool_page *pg)
+{
+    void *b = pg->free;
+    void *next = hak_link_get(b);
+    if (HAK_UNLIKELY(next && (next == b || hak_chunk_base(next) != hak_chunk_base(b) ||
+                              pool_page_lookup(next) != pg)))
+        hak_fatal("malloc(): corrupted free list of pool page %p (link to %p)",
+                  (void *)page_start(pg), next);
+    pg->free = next;
+    pg->used++;
+    return b;
+}
+
+/* Carves new blocks from page pg's tail into *list, up to `want` and up to
+ * the end of the memory page where the carved part ends (at least one):
+ * a page's memory is touched as it is used, not ahead. */
+static uint32_t page_carve(struct pool_page *pg, uint32_t want, void **list)
+{
+    uint32_t carved = atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed);
+    uint32_t page_end = (uint32_t)hak_align_up(pg->start_off + carved + 1, HAK_PAGE_SIZE) -
+                        pg->start_off;
+    uint32_t got = 0;
+    while (got < want && carved < pg->limit_bytes && (got == 0 || carved < page_end)) {
+        char *b = page_start(pg) + carved;
+        carved += pg->stride;
+        hak_link_set(b, *list);
+        *list = b;
+        got++;
+    }
+    atomic_store_explicit(&pg->carved_bytes, carved, memory_order_relaxed);
+    pg->used += got;
+    return got;
+}
+
+static bool page_exhausted(const struct pool_page *pg)
+{
+    return !pg->free && atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed) ==
+                            pg->limit_bytes;
 }
 
 uint32_t pool_central_take(unsigned cls, uint32_t want, void **list, struct pool_chunk **arena)
@@ -230,47 +307,41 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list, struct pool
     struct pool_class_state *cs = &classes[cls];
     uint32_t got = 0;
     hak_lock(&cs->lock);
+    if (want > 1 && cs->nxfer) {
+        struct pool_xfer *x = &cs->xfer[--cs->nxfer];
+        *list = x->head;
+        got = x->n;
+        hak_unlock(&cs->lock);
+        return got;
+    }
+    bool carved = false;
     while (got < want) {
         struct pool_page *pg = cs->partial;
-        if (!pg) {
-            pg = cs->empty;
-            if (pg)
-                cs->empty = NULL;
-            else
-                pg = page_new(cls, arena);
-            if (!pg)
-                break;
-            partial_push(cs, pg);
-        }
+        if (!pg && !(pg = page_acquire(cs, cls, arena)))
+            break;
         while (got < want && pg->free) {
-            void *b = pg->free;
-            pg->free = hak_link_get(b);
-            if (HAK_UNLIKELY(pg->free && (hak_chunk_base(pg->free) != hak_chunk_base(pg) ||
-                                          pool_page_of(pg->free, "malloc") != pg)))
-                hak_fatal("malloc(): corrupted free list of pool page %p", (void *)page_start(pg));
+            void *b = page_pop(pg);
             hak_link_set(b, *list);
             *list = b;
             got++;
-            pg->used++;
         }
-        while (got < want && pg->carved < pg->capacity) {
-            char *b = page_start(pg) + (size_t)pg->carved++ * pg->stride;
-            HAK_DEBUG_CHECK(pool_page_of(b, "carve") == pg, "carve %p outside page", (void *)b);
-            hak_link_set(b, *list);
-            *list = b;
-            got++;
-            pg->used++;
+        if (got < want && !carved && !page_exhausted(pg)) {
+            got += page_carve(pg, want - got, list);
+            carved = true;
         }
-        if (!pg->free && pg->carved == pg->capacity) {
-            partial_remove(cs, pg);
+        if (page_exhausted(pg)) {
+            list_remove(&cs->partial, pg);
             atomic_store_explicit(&pg->state, POOL_PAGE_FULL, memory_order_relaxed);
+        } else if (got < want) {
+            break; /* carved what one step may carve */
         }
     }
     hak_unlock(&cs->lock);
     return got;
 }
 
-/* Returns one block to its page (class lock held). */
+/* Returns one block to its page (class lock held).  A page that empties
+ * goes onto the class's empty list, stamped for the purge delay. */
 static void page_put(struct pool_class_state *cs, struct pool_page *pg, void *b)
 {
     hak_link_set(b, pg->free);
@@ -279,13 +350,23 @@ static void page_put(struct pool_class_state *cs, struct pool_page *pg, void *b)
     if (atomic_load_explicit(&pg->state, memory_order_relaxed) == POOL_PAGE_FULL)
         partial_push(cs, pg);
     if (pg->used == 0) {
-        partial_remove(cs, pg);
-        if (!cs->empty) {
-            atomic_store_explicit(&pg->state, POOL_PAGE_EMPTY, memory_order_relaxed);
-            cs->empty = pg;
-        } else {
-            page_release(pg);
-        }
+        list_remove(&cs->partial, pg);
+        atomic_store_explicit(&pg->state, POOL_PAGE_EMPTY, memory_order_relaxed);
+        pg->empty_since = hak_clock_ms();
+        list_push(&cs->empty, pg);
+    }
+}
+
+/* Returns the blocks of list to their pages, block by block, checking each
+ * link it follows (class lock held). */
+static void list_put_pages(struct pool_class_state *cs, unsigned cls, void *list, uint32_t n)
+{
+    while (n-- && list) {
+        void *b = list;
+        list = hak_link_get(b);
+        if (n)
+            pool_check_link(b, list, cls);
+        page_put(cs, pool_page_of(b, "free"), b);
     }
 }
 
@@ -293,12 +374,22 @@ void pool_central_put(unsigned cls, void *list, uint32_t n)
 {
     struct pool_class_state *cs = &classes[cls];
     hak_lock(&cs->lock);
-    while (n--) {
-        void *b = list;
-        list = hak_link_get(b);
-        page_put(cs, pool_page_of(b, "free"), b);
-    }
+    if (n > 1 && cs->nxfer < POOL_XFER_SLOTS)
+        cs->xfer[cs->nxfer++] = (struct pool_xfer){list, n};
+    else
+        list_put_pages(cs, cls, list, n);
     hak_unlock(&cs->lock);
+}
+
+void *pool_shared_alloc(unsigned cls)
+{
+    void *b = NULL;
+    pool_central_take(cls, 1, &b, NULL);
+    if (b)
+        hak_block_unmark(b);
+    if (hak_opt.pool_trace)
+        hak_warn("pool: alloc %p class=%u size=%u", b, cls, pool_class_size[cls]);
+    return b;
 }
 
 size_t pool_usable_size(void *p, const char *func)
@@ -310,12 +401,8 @@ size_t pool_usable_size(void *p, const char *func)
 /* Shared pool: each malloc and free takes its class's lock. */
 void *pool_alloc(unsigned cls)
 {
-    void *b = NULL;
-    pool_central_take(cls, 1, &b, NULL);
-    if (b)
-        hak_block_unmark(b);
-    if (hak_opt.pool_trace)
-        hak_warn("pool: alloc %p class=%u size=%u", b, cls, pool_class_size[cls]);
+    void *b = pool_shared_alloc(cls);
+    hak_purge_tick();
     return b;
 }
 
@@ -334,19 +421,26 @@ void pool_free(void *p, const char *func)
 }
 #endif
 
+/* Releases the class's empty pages that are due (all of them when `all`),
+ * after returning the transfer cache's lists to their pages when `all`. */
 size_t pool_purge(uint64_t now_ms, bool all)
 {
-    (void)now_ms;
-    if (!all)
-        return 0;
     size_t bytes = 0;
     for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++) {
         struct pool_class_state *cs = &classes[cls];
         hak_lock(&cs->lock);
-        if (cs->empty) {
-            bytes += (size_t)cs->empty->units << POOL_UNIT_SHIFT;
-            page_release(cs->empty);
-            cs->empty = NULL;
+        if (all)
+            while (cs->nxfer) {
+                struct pool_xfer *x = &cs->xfer[--cs->nxfer];
+                list_put_pages(cs, cls, x->head, x->n);
+            }
+        for (struct pool_page *pg = cs->empty, *next; pg; pg = next) {
+            next = pg->next;
+            if (all || hak_purge_due(pg->empty_since, now_ms)) {
+                list_remove(&cs->empty, pg);
+                bytes += atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed);
+                page_release(pg);
+            }
         }
         hak_unlock(&cs->lock);
     }

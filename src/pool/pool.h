@@ -4,14 +4,21 @@
  * Pool chunks are 2 MiB chunks cut into 64 KiB units; a pool page is a run of
  * 1-8 units holding blocks of one class.  The chunk's first bytes hold the
  * metadata of every unit, so free() finds a block's page by mask and shift.
- * Pages live on shared per-class lists under a lock per class.  With Pool TLS
- * (pool_tls.c) each thread also keeps per-class caches in front of those lists
- * and an arena chunk from which it takes pages without a lock.
+ * Pages live on shared per-class lists under a lock per class; blocks are
+ * carved from a page's tail lazily, at most about a memory page (4 KiB) per
+ * step, so a page costs memory only as its blocks are used.  Pages that
+ * become empty are kept on their class's empty list and purged only after
+ * the purge delay (purge.h).  With Pool TLS (pool_tls.c, pool_fast.h) each
+ * thread also keeps per-class caches in front of those lists, which trade
+ * whole lists with a per-class transfer cache, and an arena chunk from which
+ * it takes pages without the chunk lock.
  */
 #ifndef HAKMEM_POOL_H
 #define HAKMEM_POOL_H
 
 #include "internal.h"
+#include "freelist.h"
+#include "registry.h"
 #include "pool/pool_class.h"
 #include <stdatomic.h>
 
@@ -25,24 +32,28 @@ enum pool_page_state {
     POOL_UNIT_FREE = 0,   /* unit not in any page */
     POOL_PAGE_PARTIAL,    /* on its class's partial list: has blocks */
     POOL_PAGE_FULL,       /* every block handed out */
-    POOL_PAGE_EMPTY,      /* the class's one kept empty page */
+    POOL_PAGE_EMPTY,      /* on its class's empty list, waiting for reuse or purge */
     POOL_UNIT_TAIL,       /* a later unit of a page; `head` names the first */
 };
 
 struct pool_page {
     void *free;          /* freed blocks (class lock) */
+    struct pool_page *next, *prev; /* class partial or empty list */
+    uint64_t div_magic;  /* hak_div_magic(stride) */
+    uint64_t empty_since; /* hak_clock_ms() when the page became empty */
     uint32_t start_off;  /* first block, as an offset from the chunk (see
                             struct tiny_slab: no pointers to live blocks) */
-    uint64_t div_magic;  /* hak_div_magic(stride) */
     uint32_t stride;     /* == pool_class_size[cls]: the one stride */
-    uint32_t capacity;   /* blocks that fit in the page's usable bytes */
-    uint32_t carved;     /* blocks carved from the page's unused tail */
+    uint32_t limit_bytes; /* capacity * stride: what the page can carve */
+    /* Bytes carved from start_off on (a multiple of stride).  Written under
+     * the class lock, read without it by free(): a block that was handed out
+     * lies below the value its freeing thread sees. */
+    _Atomic uint32_t carved_bytes;
     uint32_t used;       /* blocks outside the page */
     uint8_t cls;
     uint8_t units;       /* length of the page in units */
     uint8_t head;        /* for POOL_UNIT_TAIL: index of the page's first unit */
     _Atomic uint8_t state;
-    struct pool_page *next, *prev; /* class partial list */
 };
 
 struct pool_chunk {
@@ -66,16 +77,71 @@ HAK_HIDDEN size_t pool_usable_size(void *p, const char *func);
 HAK_HIDDEN size_t pool_purge(uint64_t now_ms, bool all);
 
 /* Shared layer, used by pool.c and pool_tls.c. */
+
+/* The page of pool block p (p in a pool chunk), or NULL if p is not a block
+ * that was carved from a page in use: the one validity test of the tier. */
+HAK_INLINE struct pool_page *pool_page_lookup(const void *p)
+{
+    struct pool_chunk *c = (struct pool_chunk *)hak_chunk_base(p);
+    uint32_t off = (uint32_t)((uintptr_t)p & HAK_CHUNK_MASK);
+    struct pool_page *pg = &c->pages[off >> POOL_UNIT_SHIFT];
+    uint8_t st = atomic_load_explicit(&pg->state, memory_order_acquire);
+    if (HAK_UNLIKELY(st == POOL_UNIT_TAIL)) {
+        pg = &c->pages[pg->head];
+        st = atomic_load_explicit(&pg->state, memory_order_acquire);
+    }
+    uint32_t rel = off - pg->start_off;
+    if (HAK_UNLIKELY((st != POOL_PAGE_PARTIAL && st != POOL_PAGE_FULL) ||
+                     rel >= atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed) ||
+                     !hak_divisible(rel, pg->div_magic)))
+        return NULL;
+    return pg;
+}
+
+/* Whether a decoded cache link can be followed at once: it is another block
+ * of the same 64 KiB unit, hence of the same page and class (blocks start at
+ * multiples of POOL_CLASS_GRAIN).  A self-link fails the test, and so does
+ * the NULL that ends a list. */
+HAK_INLINE bool pool_link_is_near(const void *b, const void *next)
+{
+    uintptr_t x = (uintptr_t)b ^ (uintptr_t)next;
+    return x - 1 < POOL_UNIT_SIZE - 1 && !(x & (POOL_CLASS_GRAIN - 1));
+}
+
+/* Whether next, the decoded link of free block b of class cls, may be
+ * followed: NULL (the end of the list), or another block of class cls, as
+ * carved.  Every pop of a thread cache passes here; pool_check_link aborts
+ * where it fails.  (Whether next carries the free mark is not asked here:
+ * that load would miss the cache on every pop; pool_check_link asks it.) */
+HAK_INLINE bool pool_link_ok(const void *b, void *next, unsigned cls)
+{
+    if (HAK_LIKELY(pool_link_is_near(b, next)))
+        return true;
+    if (!next)
+        return true;
+    if (next == b || hak_registry_kind(next) != HAK_CHUNK_POOL)
+        return false;
+    struct pool_page *pg = pool_page_lookup(next);
+    return pg && pg->cls == cls;
+}
+
+/* pool_page_lookup, or abort with "<func>(): invalid pointer". */
 HAK_HIDDEN struct pool_page *pool_page_of(void *p, const char *func);
-/* Aborts with "malloc(): corrupted free list" unless next (a decoded cache
- * link) is NULL or a pool block of class cls. */
-HAK_HIDDEN void pool_check_link(void *next, unsigned cls);
-/* Takes up to `want` blocks of class cls into *list (linked through their
- * first word); pages come from *arena when not NULL.  Returns the count. */
+/* Aborts with "malloc(): corrupted free list" unless pool_link_ok and next
+ * (when not NULL) carries the free mark: the check of the slow paths. */
+HAK_HIDDEN void pool_check_link(const void *b, void *next, unsigned cls);
+/* Takes blocks of class cls into *list (linked through their first word) and
+ * returns the count: one whole transfer list when one is waiting and
+ * want > 1, else up to `want` blocks from the pages, carving at most about
+ * one memory page of new blocks; pages come from *arena when not NULL. */
 HAK_HIDDEN uint32_t pool_central_take(unsigned cls, uint32_t want, void **list,
                                       struct pool_chunk **arena);
-/* Returns the `n` blocks of list (all of class cls) to their pages. */
+/* Returns list, `n` blocks of class cls (fewer if it ends early): as one
+ * transfer list while the class has room for one, else block by block to
+ * their pages. */
 HAK_HIDDEN void pool_central_put(unsigned cls, void *list, uint32_t n);
+/* One block for a caller without a thread cache (the shared pool). */
+HAK_HIDDEN void *pool_shared_alloc(unsigned cls);
 
 HAK_HIDDEN void pool_fork_prepare(void);
 HAK_HIDDEN void pool_fork_parent(void);

@@ -1,5 +1,5 @@
 /*
- * pool_class.c - the pool tier's class table and page lengths.
+ * pool_class.c - the pool tier's class table, page lengths and batch sizes.
  */
 #include "pool/pool_class.h"
 #include "pool/pool.h"
@@ -11,6 +11,7 @@ const uint32_t pool_class_size[POOL_NUM_CLASSES] = {
 };
 
 uint8_t pool_class_units[POOL_NUM_CLASSES];
+uint8_t pool_class_batch_max[POOL_NUM_CLASSES];
 uint8_t pool_class_of_index[HAK_POOL_MAX / POOL_CLASS_GRAIN];
 
 void pool_size_class_init(void)
@@ -29,5 +30,9 @@ void pool_size_class_init(void)
                 break;
         }
         pool_class_units[cls] = (uint8_t)units;
+        uint32_t batch = POOL_BATCH_BYTES / pool_class_size[cls];
+        pool_class_batch_max[cls] =
+            (uint8_t)(batch < POOL_BATCH_MIN ? POOL_BATCH_MIN
+                                             : (batch > POOL_BATCH_MAX ? POOL_BATCH_MAX : batch));
     }
 }

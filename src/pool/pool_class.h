@@ -18,6 +18,14 @@ extern HAK_HIDDEN const uint32_t pool_class_size[POOL_NUM_CLASSES];
 /* Units (64 KiB each) per pool page of each class: filled at init as the
  * smallest of 1, 2, 4, 8 whose tail waste is at most 1/8 of the page. */
 extern HAK_HIDDEN uint8_t pool_class_units[POOL_NUM_CLASSES];
+/* Thread caches move blocks in batches of about POOL_BATCH_BYTES, at least
+ * POOL_BATCH_MIN and at most POOL_BATCH_MAX blocks; a thread's batch of a
+ * class starts at POOL_BATCH_MIN and grows with use. */
+#define POOL_BATCH_BYTES (128u * 1024u)
+#define POOL_BATCH_MIN 2u
+#define POOL_BATCH_MAX 64u
+/* The largest batch of each class, filled at init. */
+extern HAK_HIDDEN uint8_t pool_class_batch_max[POOL_NUM_CLASSES];
 /* pool_class_of_index[(size - 1) / POOL_CLASS_GRAIN] is the class of `size`. */
 extern HAK_HIDDEN uint8_t pool_class_of_index[HAK_POOL_MAX / POOL_CLASS_GRAIN];
 

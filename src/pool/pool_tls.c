@@ -1,24 +1,53 @@
 /*
- * pool_tls.c - the pool tier's per-thread caches and arenas.
- *
- * malloc pops the thread's cache for the class; a miss takes half a cache of
- * blocks from the shared lists in one locked step (the first one pre-warms the
- * cache), carving new pages from the thread's arena chunk without the chunk
- * lock.  free pushes any pool block onto the caller's cache, whoever
- * allocated it; past the cap half the cache goes back in one locked step.
+ * pool_tls.c - the pool tier's per-thread caches and arenas, off the inline
+ * fast paths of pool_fast.h: the refill and overflow steps that move whole
+ * lists between a thread's cache and the shared side (see pool_tls.h), the
+ * full link check, and thread exit.  New pages are carved from the thread's
+ * arena chunk without the chunk lock.
  */
 #include "pool/pool_tls.h"
+#include "pool/pool_fast.h"
 #include "freelist.h"
 #include "lifecycle.h"
 #include "options.h"
+#include "purge.h"
 
-static void *shared_alloc(unsigned cls)
+/* The thread goes to the shared side for class cls: its batches grow. */
+static void batch_grow(struct pool_cache *c, unsigned cls)
 {
-    void *b = NULL;
-    pool_central_take(cls, 1, &b, NULL);
-    if (b)
-        hak_block_unmark(b);
-    return b;
+    uint32_t b = c->batch[cls] * 2;
+    c->batch[cls] = b < pool_class_batch_max[cls] ? b : pool_class_batch_max[cls];
+}
+
+static void batch_start(struct pool_cache *c, unsigned cls)
+{
+    if (!c->batch[cls])
+        c->batch[cls] = POOL_BATCH_MIN;
+}
+
+/* Refills the empty head list of class cls: the reserve list, else a whole
+ * list from the shared side.  Returns the new head (NULL: out of memory). */
+static void *cache_refill(struct pool_cache *c, unsigned cls)
+{
+    if (c->old[cls]) {
+        c->head[cls] = c->old[cls];
+        c->count[cls] = c->old_count[cls];
+        c->old[cls] = NULL;
+        c->old_count[cls] = 0;
+        return c->head[cls];
+    }
+    if (c->batch[cls])
+        batch_grow(c, cls);
+    else
+        batch_start(c, cls);
+    void *list = NULL;
+    uint32_t n = pool_central_take(cls, c->batch[cls], &list, &c->arena);
+    c->head[cls] = list;
+    c->count[cls] = n;
+    if (hak_opt.pool_trace)
+        hak_warn("pool: refill class=%u blocks=%u", cls, n);
+    hak_purge_tick();
+    return list;
 }
 
 void *pool_alloc(unsigned cls)
@@ -27,63 +56,85 @@ void *pool_alloc(unsigned cls)
     if (HAK_UNLIKELY(t->state != HAK_THREAD_ACTIVE)) {
         hak_thread_activate();
         if (t->state != HAK_THREAD_ACTIVE)
-            return shared_alloc(cls);
+            return pool_shared_alloc(cls);
     }
     struct pool_cache *c = &t->pool;
     void *b = c->head[cls];
-    if (HAK_UNLIKELY(!b)) {
-        uint32_t n = pool_central_take(cls, pool_cache_cap(cls) / 2, &b, &c->arena);
-        if (!b)
-            return NULL;
-        c->count[cls] = n;
-        if (hak_opt.pool_trace)
-            hak_warn("pool: refill class=%u blocks=%u", cls, n);
-    }
+    if (!b && !(b = cache_refill(c, cls)))
+        return NULL;
     void *next = hak_link_get(b);
-    pool_check_link(next, cls);
-    c->head[cls] = next;
-    c->count[cls]--;
-    hak_block_unmark(b);
-    return b;
+    pool_check_link(b, next, cls);
+    return pool_cache_pop(c, cls, b, next);
 }
 
-/* Gives the first `n` blocks of the class's cache back to the shared lists. */
-static void cache_flush(struct pool_cache *c, unsigned cls, uint32_t n)
+/* Gives class cls's head list to the shared side. */
+static void head_flush(struct pool_cache *c, unsigned cls)
 {
-    if (hak_opt.pool_trace)
-        hak_warn("pool: flush class=%u blocks=%u", cls, n);
     void *list = c->head[cls];
-    void *b = list;
-    for (uint32_t k = 1; k < n; k++)
-        b = hak_link_get(b);
-    c->head[cls] = hak_link_get(b);
-    c->count[cls] -= n;
-    pool_central_put(cls, list, n);
+    uint32_t n = c->count[cls];
+    c->head[cls] = NULL;
+    c->count[cls] = 0;
+    if (list)
+        pool_central_put(cls, list, n);
+}
+
+/* Reached from pool_free_fast, or pool_free on an active thread: only the
+ * fast path pushes for a thread that is not active (its cache is all zero, or
+ * was emptied at exit, so the batch is 0). */
+void pool_cache_overflow(struct hak_thread *t, unsigned cls)
+{
+    struct pool_cache *c = &t->pool;
+    if (HAK_UNLIKELY(t->state != HAK_THREAD_ACTIVE)) {
+        if (t->state == HAK_THREAD_NEW)
+            hak_thread_activate();
+        if (t->state != HAK_THREAD_ACTIVE) {
+            /* exited (or no memory for thread state): no cache any more, and
+             * the free counts where threads without state count */
+            t->counters.frees[HAK_TIER_POOL]--;
+            hak_stats_count_global(HAK_TIER_POOL, false);
+            head_flush(c, cls);
+            return;
+        }
+    }
+    batch_start(c, cls);
+    if (c->count[cls] < c->batch[cls])
+        return;
+    if (hak_opt.pool_trace)
+        hak_warn("pool: flush class=%u blocks=%u", cls, c->old_count[cls]);
+    if (c->old[cls]) {
+        pool_central_put(cls, c->old[cls], c->old_count[cls]);
+        batch_grow(c, cls);
+        hak_purge_tick();
+    }
+    c->old[cls] = c->head[cls];
+    c->old_count[cls] = c->count[cls];
+    c->head[cls] = NULL;
+    c->count[cls] = 0;
 }
 
 void pool_free(void *p, const char *func)
 {
     struct pool_page *pg = pool_page_of(p, func);
-    unsigned cls = pg->cls;
     if (HAK_UNLIKELY(hak_block_marked_free(p)))
         hak_fatal_ptr(func, "double free", p);
     struct hak_thread *t = &hak_thread;
-    struct pool_cache *c = &t->pool;
     if (HAK_UNLIKELY(t->state != HAK_THREAD_ACTIVE)) {
         hak_link_set(p, NULL);
-        pool_central_put(cls, p, 1);
+        pool_central_put(pg->cls, p, 1);
         return;
     }
-    hak_link_set(p, c->head[cls]);
-    c->head[cls] = p;
-    if (HAK_UNLIKELY(++c->count[cls] > pool_cache_cap(cls)))
-        cache_flush(c, cls, c->count[cls] / 2);
+    pool_cache_push(t, pg->cls, p);
 }
 
 void pool_tls_thread_exit(struct pool_cache *c)
 {
-    for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++)
-        if (c->count[cls])
-            cache_flush(c, cls, c->count[cls]);
+    for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++) {
+        head_flush(c, cls);
+        if (c->old[cls])
+            pool_central_put(cls, c->old[cls], c->old_count[cls]);
+        c->old[cls] = NULL;
+        c->old_count[cls] = 0;
+        c->batch[cls] = 0;
+    }
     c->arena = NULL;
 }

@@ -2,28 +2,41 @@
  * pool_tls.h - Pool TLS (./configure --enable-pool-tls): per-thread caches for
  * the pool tier's classes and a per-thread arena chunk for new pages.
  * Compiled only when the POOL_TLS Automake conditional is on, which is also
- * what defines HAKMEM_POOL_TLS.
+ * what defines HAKMEM_POOL_TLS.  The inline fast paths are in pool_fast.h.
+ *
+ * Each class has two lists: `head`, which malloc pops and free pushes, and
+ * `old`, one full batch kept in reserve.  When free fills `head` to the
+ * class's batch size, `old` (if any) goes to the shared transfer cache as one
+ * list and `head` becomes `old`; when malloc empties `head`, `old` becomes
+ * `head`, or a whole list comes from the shared side.  No block is moved one
+ * at a time and no list is walked.  The batch size starts small (a thread
+ * that uses a class once costs little memory) and doubles each time the
+ * thread goes to the shared side, up to about POOL_BATCH_BYTES.
  */
 #ifndef HAKMEM_POOL_TLS_H
 #define HAKMEM_POOL_TLS_H
 
 #include "pool/pool.h"
 
-/* A thread's pool cache: blocks of any pool page, per class. */
+/* A thread's pool cache: blocks of any pool page, per class.  All zero is a
+ * valid empty cache whose first free takes the slow path. */
 struct pool_cache {
     void *head[POOL_NUM_CLASSES];
-    uint32_t count[POOL_NUM_CLASSES];
+    uint32_t count[POOL_NUM_CLASSES];  /* blocks on head */
+    uint32_t batch[POOL_NUM_CLASSES];  /* current batch size; 0: not started */
+    void *old[POOL_NUM_CLASSES];
+    uint32_t old_count[POOL_NUM_CLASSES];
     struct pool_chunk *arena;  /* chunk this thread takes new pages from */
 };
 
-/* The most blocks a thread keeps per class: about 256 KiB, 4 .. 64 blocks. */
-HAK_INLINE uint32_t pool_cache_cap(unsigned cls)
-{
-    uint32_t cap = (uint32_t)((256 * 1024) / pool_class_size[cls]);
-    return cap < 4 ? 4 : (cap > 64 ? 64 : cap);
-}
+struct hak_thread;
 
-/* Empties the thread's caches into the shared lists at thread exit. */
+/* free() filled the class's head list to its batch size (or the cache is
+ * not in use yet, or no longer): moves lists along, see above. */
+HAK_HIDDEN void pool_cache_overflow(struct hak_thread *t, unsigned cls);
+
+/* Empties cache c into the shared lists.  Called at thread exit, and valid on
+ * another (dead) thread's cache, as fork's child does to adopt them. */
 HAK_HIDDEN void pool_tls_thread_exit(struct pool_cache *c);
 
 #endif

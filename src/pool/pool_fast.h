@@ -1,0 +1,85 @@
+/*
+ * pool_fast.h - the pool tier's inline fast paths, called from api.h's
+ * malloc and free: with Pool TLS, malloc pops the thread's cache for the
+ * class and free validates the block and pushes it, with no function call
+ * on a cache hit.  Without Pool TLS both decline (the shared pool is behind
+ * a lock, in pool.c) and the compiler drops them.
+ */
+#ifndef HAKMEM_POOL_FAST_H
+#define HAKMEM_POOL_FAST_H
+
+#include "internal.h"
+#include "freelist.h"
+#include "lifecycle.h"
+#include "pool/pool.h"
+
+#ifdef HAKMEM_POOL_TLS
+
+/* Pops block b, the head of class cls's cache, whose link `next` has been
+ * checked: the one pool pop. */
+HAK_INLINE void *pool_cache_pop(struct pool_cache *c, unsigned cls, void *b, void *next)
+{
+    c->head[cls] = next;
+    c->count[cls]--;
+    hak_block_unmark(b);
+    return b;
+}
+
+/* malloc of size (HAK_TINY_MAX < size <= HAK_POOL_MAX) on a cache hit, or
+ * NULL: the slow path (pool_alloc) does everything else. */
+HAK_INLINE void *pool_malloc_fast(size_t size)
+{
+    struct hak_thread *t = &hak_thread;
+    unsigned cls = pool_class_of(size);
+    void *b = t->pool.head[cls];
+    if (HAK_LIKELY(b)) {
+        void *next = hak_link_get(b);
+        if (HAK_LIKELY(pool_link_ok(b, next, cls))) {
+            pool_cache_pop(&t->pool, cls, b, next);
+            t->counters.allocs[HAK_TIER_POOL]++;
+            HAK_VG_MALLOC(b, size, 0);
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* Pushes block p of class cls onto the thread's cache: the one pool push. */
+HAK_INLINE void pool_cache_push(struct hak_thread *t, unsigned cls, void *p)
+{
+    hak_link_set(p, t->pool.head[cls]);
+    t->pool.head[cls] = p;
+    if (HAK_UNLIKELY(++t->pool.count[cls] >= t->pool.batch[cls]))
+        pool_cache_overflow(t, cls);
+}
+
+/* free of p, a pointer into a pool chunk: true when done here.  A valid
+ * block without the free mark goes onto the caller's cache; anything else
+ * (invalid pointers, double frees) is left to hak_free_slow to report. */
+HAK_INLINE bool pool_free_fast(void *p)
+{
+    struct pool_page *pg = pool_page_lookup(p);
+    if (HAK_UNLIKELY(!pg || hak_block_marked_free(p)))
+        return false;
+    struct hak_thread *t = &hak_thread;
+    t->counters.frees[HAK_TIER_POOL]++;
+    pool_cache_push(t, pg->cls, p);
+    return true;
+}
+
+#else
+
+HAK_INLINE void *pool_malloc_fast(size_t size)
+{
+    (void)size;
+    return NULL;
+}
+
+HAK_INLINE bool pool_free_fast(void *p)
+{
+    (void)p;
+    return false;
+}
+
+#endif
+#endif
