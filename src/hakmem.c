@@ -115,6 +115,7 @@ void hak_free_slow(void *p)
         return;
     case HAK_CHUNK_LARGE:
     case HAK_CHUNK_LARGE_ALIGNED:
+    case HAK_CHUNK_RUNS:
         large_free(p, kind, "free");
         count(HAK_TIER_LARGE, false);
         return;
@@ -136,6 +137,7 @@ static size_t usable_size(void *p, enum hak_chunk_kind kind, const char *func)
         return pool_usable_size(p, func);
     case HAK_CHUNK_LARGE:
     case HAK_CHUNK_LARGE_ALIGNED:
+    case HAK_CHUNK_RUNS:
         return large_usable_size(p, kind, func);
     default:
         hak_fatal_ptr(func, "invalid pointer", p);
@@ -172,17 +174,16 @@ void *hak_impl_realloc(void *p, size_t size)
         return NULL;
     }
 #ifndef HAKMEM_VALGRIND
-    /* Stay put while the block is big enough and not mostly wasted.  (Under
-     * valgrind every realloc moves: memcheck only learns sizes from
-     * malloc-like and free-like blocks.) */
-    if (size <= old && (size >= old / 2 || kind != HAK_CHUNK_LARGE) &&
-        (kind == HAK_CHUNK_TINY || size > HAK_TINY_MAX))
+    /* Stay put while the block is big enough.  (Under valgrind every realloc
+     * moves: memcheck only learns sizes from malloc-like and free-like
+     * blocks.)  Large blocks resize without a copy where they can: a run
+     * gives back or takes the pages after it, a mapping is remapped. */
+    if (kind == HAK_CHUNK_LARGE || kind == HAK_CHUNK_RUNS) {
+        void *q = large_realloc(p, kind, size);
+        if (q)
+            return q;
+    } else if (size <= old && (kind == HAK_CHUNK_TINY || size > HAK_TINY_MAX)) {
         return p;
-    if (kind == HAK_CHUNK_LARGE && size > HAK_POOL_MAX) {
-        void *q = large_realloc(p, size);
-        if (!q)
-            errno = ENOMEM;
-        return q;
     }
 #endif
     void *q = hak_impl_malloc(size);

@@ -9,6 +9,7 @@
 ##   tests/test_fork      fork from a multithreaded process, fork in a handler
 ##   tests/test_badfree   invalid pointers are reported and abort
 ##   tests/realprog.sh    python3, sort, sqlite3 under LD_PRELOAD of hakmem
+##   tests/memory.sh      address space, RSS, system calls and huge pages
 
 ## Real programs find the built library and the test data through these.
 AM_TESTS_ENVIRONMENT = \
@@ -54,3 +55,16 @@ endif
 
 TESTS += tests/realprog.sh
 EXTRA_DIST += tests/realprog.sh tests/alloc_heavy.py
+
+## tests/memory.sh: address space, RSS, system calls and huge pages (see its
+## header), with tests/mem_probe (plain malloc, run under LD_PRELOAD) and
+## tests/thp_shim.so (MADV_HUGEPAGE on every mapping, preloaded).
+check_PROGRAMS += tests/mem_probe
+tests_mem_probe_SOURCES = tests/mem_probe.c
+tests_mem_probe_CFLAGS = $(AM_CFLAGS) -fno-builtin-malloc -fno-builtin-free
+check_LTLIBRARIES = tests/thp_shim.la
+tests_thp_shim_la_SOURCES = tests/thp_shim.c
+tests_thp_shim_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
+tests_thp_shim_la_LIBADD = -ldl
+TESTS += tests/memory.sh
+EXTRA_DIST += tests/memory.sh
