@@ -114,6 +114,7 @@ void hak_free_slow(void *p)
         return;
     case HAK_CHUNK_LARGE:
     case HAK_CHUNK_LARGE_ALIGNED:
+    case HAK_CHUNK_RUNS:
         large_free(p, kind, "free");
         count(HAK_TIER_LARGE, false);
         return;
@@ -135,6 +136,7 @@ static size_t usable_size(void *p, enum hak_chunk_kind kind, const char *func)
         return pool_usable_size(p, func);
     case HAK_CHUNK_LARGE:
     case HAK_CHUNK_LARGE_ALIGNED:
+    case HAK_CHUNK_RUNS:
         return large_usable_size(p, kind, func);
     default:
         hak_fatal_ptr(func, "invalid pointer", p);
@@ -178,17 +180,18 @@ void *hak_impl_realloc(void *p, size_t size)
     }
 #ifndef HAKMEM_VALGRIND
     /* A size the block already holds keeps it where it is, in every tier
-     * (callers may rely on it: hakmem(3)).  Under valgrind every realloc
-     * moves: memcheck only learns sizes from malloc-like and free-like
-     * blocks. */
+     * (callers may rely on it: hakmem(3)).  Large blocks resize without a
+     * copy where they can: a run gives back or takes the pages after it, a
+     * mapping is remapped (a shrink stays at its address).  Under valgrind
+     * every realloc moves: memcheck only learns sizes from malloc-like and
+     * free-like blocks. */
+    if (kind == HAK_CHUNK_LARGE || kind == HAK_CHUNK_RUNS) {
+        void *q = large_realloc(p, kind, size);
+        if (q)
+            return q;
+    }
     if (size <= old)
         return p;
-    if (kind == HAK_CHUNK_LARGE && size > HAK_POOL_MAX) {
-        void *q = large_realloc(p, size);
-        if (!q)
-            errno = ENOMEM;
-        return q;
-    }
 #endif
     void *q = hak_impl_malloc(size);
     if (!q)

@@ -1,23 +1,29 @@
 /*
- * large.c - the large tier.
+ * large.c - the large tier (requests above HAK_POOL_MAX).
  *
- * A block lives in its own mapping of whole chunks.  The 64-byte header sits
- * at the start of the mapping and the block right after it (or at the first
- * multiple of its alignment), so free() finds the header by masking the
- * pointer down to its chunk.  Alignments of a chunk or more put the block at
- * a chunk boundary with the header just below it (HAK_CHUNK_LARGE_ALIGNED).
+ * Blocks up to HAK_LARGE_RUN_MAX bytes (with alignments up to the same bound)
+ * are page runs of the page-run layer (pages.h): no header, found through
+ * their chunk's page map.  Larger blocks get a mapping of their own, aligned
+ * to a chunk so that the registry entry of its first chunk identifies it, but
+ * only as long as the block rounded to pages: the 64-byte header sits at the
+ * start of the mapping and the block right after it (or at the first multiple
+ * of its alignment).  Alignments of a chunk or more put the block at a chunk
+ * boundary with the header just below it (HAK_CHUNK_LARGE_ALIGNED).
  *
- * Freed mappings go to a small cache (HAKMEM_LARGE_CACHE_MB) and are reused
- * by any request that fits, so a program cycling through 64 KiB - 1 MiB blocks
- * makes no system call in its steady state.
+ * Freed mappings go to a cache (HAKMEM_LARGE_CACHE_MB) and are reused best
+ * fit: a cached mapping at most twice the request is taken as it is, a longer
+ * one is shrunk and a shorter one grown with mremap (the pages already there
+ * move without a copy).  Cached mappings are unmapped once they have stayed
+ * unused for the purge delay (purge.h).
  */
 #include "large.h"
 #include "options.h"
 #include "os.h"
+#include "pages.h"
+#include "purge.h"
 #include "stats.h"
 
 #include "lock.h"
-#include <pthread.h>
 #include <string.h>
 
 #define LARGE_MAGIC 0x68616b4c41524745ull /* "hakLARGE" */
@@ -31,7 +37,7 @@ struct large_header {
                           not a pointer, so valgrind's leak check does not
                           count it as a reference to the block) */
     char *map;         /* start of the mapping */
-    size_t map_size;   /* bytes mapped: a multiple of HAK_CHUNK_SIZE */
+    size_t map_size;   /* bytes mapped: a multiple of HAK_PAGE_SIZE */
     size_t size;       /* usable bytes from user to the end of the mapping */
 };
 
@@ -41,11 +47,18 @@ static struct hak_lock cache_lock = HAK_LOCK_INITIALIZER;
 static struct {
     char *map;
     size_t size;
+    uint64_t free_ms;
 } cache[LARGE_CACHE_SLOTS];
 static unsigned cache_count;
 static size_t cache_bytes;
 
 void large_init(void) {}
+
+/* The registry span of a mapping: whole chunks. */
+static size_t chunk_span(size_t map_size)
+{
+    return hak_align_up(map_size, HAK_CHUNK_SIZE);
+}
 
 /* Bytes to map for `size` bytes at offset `off` from the mapping start, or 0
  * if that overflows. */
@@ -53,34 +66,77 @@ static size_t map_size_for(size_t size, size_t off)
 {
     if (size > HAK_MAX_REQUEST - off - HAK_CHUNK_SIZE)
         return 0;
-    return hak_align_up(size + off, HAK_CHUNK_SIZE);
+    return hak_align_up(size + off, HAK_PAGE_SIZE);
 }
 
-/* A cached mapping of exactly `size` bytes, or NULL. */
-static char *cache_take(size_t size)
+static void unmap_block(char *map, size_t size)
 {
+    hak_registry_set(map, chunk_span(size), HAK_CHUNK_NONE, HAK_CHUNK_NONE);
+    hak_stats_mapped(HAK_TIER_LARGE, -(int64_t)size);
+    hak_os_unmap(map, size);
+}
+
+/* Resizes a mapping that no registry entry names (cached or being resized)
+ * from *size to `want` bytes; false if the kernel refuses (it is unchanged). */
+static bool remap(char **map, size_t *size, size_t want)
+{
+    char *m = hak_os_remap_chunks(*map, *size, want);
+    if (!m)
+        return false;
+    hak_stats_mapped(HAK_TIER_LARGE, (int64_t)want - (int64_t)*size);
+    *map = m;
+    *size = want;
+    return true;
+}
+
+/* A cached mapping for *size bytes, or NULL; its length in *size.  Best fit:
+ * the shortest mapping of at least *size bytes, taken as it is when at most
+ * twice that, else the longest shorter one; other lengths are remapped. */
+static char *cache_take(size_t *size)
+{
+    size_t want = *size, have = 0;
     char *map = NULL;
     hak_lock(&cache_lock);
-    for (unsigned i = cache_count; i-- > 0;) {
-        if (cache[i].size == size) {
-            map = cache[i].map;
-            cache_bytes -= size;
-            cache[i] = cache[--cache_count];
-            break;
-        }
+    unsigned best = LARGE_CACHE_SLOTS;
+    for (unsigned i = 0; i < cache_count; i++) {
+        size_t s = cache[i].size;
+        if (best == LARGE_CACHE_SLOTS ||
+            (s >= want ? cache[best].size < want || s < cache[best].size
+                       : cache[best].size < want && s > cache[best].size))
+            best = i;
+    }
+    if (best < LARGE_CACHE_SLOTS) {
+        map = cache[best].map;
+        have = cache[best].size;
+        cache_bytes -= have;
+        cache[best] = cache[--cache_count];
     }
     hak_unlock(&cache_lock);
+    if (!map)
+        return NULL;
+    if (have < want || have > 2 * want) {
+        /* Cached mappings stay registered (a stale free finds the freed
+         * header); one that may move leaves the registry first. */
+        hak_registry_set(map, chunk_span(have), HAK_CHUNK_NONE, HAK_CHUNK_NONE);
+        if (!remap(&map, &have, want)) {
+            hak_stats_mapped(HAK_TIER_LARGE, -(int64_t)have);
+            hak_os_unmap(map, have);
+            return NULL;
+        }
+    }
+    *size = have;
     return map;
 }
 
 /* Keeps a freed mapping for reuse; false if the cache is full. */
-static bool cache_put(char *map, size_t size)
+static bool cache_put(char *map, size_t size, uint64_t now)
 {
     bool kept = false;
     hak_lock(&cache_lock);
     if (cache_count < LARGE_CACHE_SLOTS && cache_bytes + size <= hak_opt.large_cache_bytes) {
         cache[cache_count].map = map;
         cache[cache_count].size = size;
+        cache[cache_count].free_ms = now;
         cache_count++;
         cache_bytes += size;
         kept = true;
@@ -89,28 +145,22 @@ static bool cache_put(char *map, size_t size)
     return kept;
 }
 
-static void unmap_block(char *map, size_t size)
-{
-    hak_registry_set(map, size, HAK_CHUNK_NONE, HAK_CHUNK_NONE);
-    hak_stats_mapped(HAK_TIER_LARGE, -(int64_t)size);
-    hak_os_unmap(map, size);
-}
-
-static void *new_mapping(size_t map_size, bool *fresh)
+/* A mapping of at least *map_size bytes (its length in *map_size). */
+static char *new_mapping(size_t *map_size, bool *fresh)
 {
     char *map = cache_take(map_size);
-    *fresh = false;
-    if (!map) {
-        map = hak_os_map_chunks(map_size);
-        if (!map)
-            return NULL;
-        *fresh = true;
-        hak_stats_mapped(HAK_TIER_LARGE, (int64_t)map_size);
-    }
+    *fresh = !map;
+    if (map)
+        return map;
+    map = hak_os_map_chunks(*map_size);
+    if (!map)
+        return NULL;
+    hak_os_no_huge_pages(map, *map_size);
+    hak_stats_mapped(HAK_TIER_LARGE, (int64_t)*map_size);
     return map;
 }
 
-void *large_alloc(size_t size, size_t align, bool *zeroed)
+static void *mapped_alloc(size_t size, size_t align, bool *zeroed)
 {
     bool fresh;
     if (align < HAK_CHUNK_SIZE) {
@@ -118,7 +168,7 @@ void *large_alloc(size_t size, size_t align, bool *zeroed)
         size_t map_size = map_size_for(size, off);
         if (!map_size)
             return NULL;
-        char *map = new_mapping(map_size, &fresh);
+        char *map = new_mapping(&map_size, &fresh);
         if (!map)
             return NULL;
         struct large_header *h = (struct large_header *)map;
@@ -127,7 +177,7 @@ void *large_alloc(size_t size, size_t align, bool *zeroed)
         h->map = map;
         h->map_size = map_size;
         h->size = map_size - off;
-        hak_registry_set(map, map_size, HAK_CHUNK_LARGE, HAK_CHUNK_LARGE_TAIL);
+        hak_registry_set(map, chunk_span(map_size), HAK_CHUNK_LARGE, HAK_CHUNK_LARGE_TAIL);
         *zeroed = fresh;
         return map + off;
     }
@@ -139,6 +189,7 @@ void *large_alloc(size_t size, size_t align, bool *zeroed)
     char *map = hak_os_map_chunks(map_size);
     if (!map)
         return NULL;
+    hak_os_no_huge_pages(map, map_size);
     hak_stats_mapped(HAK_TIER_LARGE, (int64_t)map_size);
     char *user = (char *)hak_align_up((uintptr_t)map + HAK_CHUNK_SIZE, align);
     struct large_header *h = (struct large_header *)(user - LARGE_HEADER);
@@ -147,13 +198,27 @@ void *large_alloc(size_t size, size_t align, bool *zeroed)
     h->map = map;
     h->map_size = map_size;
     h->size = (size_t)(map + map_size - user);
-    hak_registry_set(map, map_size, HAK_CHUNK_LARGE_TAIL, HAK_CHUNK_LARGE_TAIL);
+    hak_registry_set(map, chunk_span(map_size), HAK_CHUNK_LARGE_TAIL, HAK_CHUNK_LARGE_TAIL);
     hak_registry_set(user, HAK_CHUNK_SIZE, HAK_CHUNK_LARGE_ALIGNED, HAK_CHUNK_LARGE_ALIGNED);
     *zeroed = true;
     return user;
 }
 
-/* The header of block p, or an abort naming `func` if p is not a block. */
+/* Pages of a run for `size` bytes (at least one). */
+static size_t pages_for(size_t size)
+{
+    return size ? hak_align_up(size, HAK_PAGE_SIZE) / HAK_PAGE_SIZE : 1;
+}
+
+void *large_alloc(size_t size, size_t align, bool *zeroed)
+{
+    hak_purge_tick();
+    if (size <= HAK_LARGE_RUN_MAX && align <= HAK_LARGE_RUN_MAX)
+        return pages_alloc(pages_for(size), align, zeroed);
+    return mapped_alloc(size, align, zeroed);
+}
+
+/* The header of mapped block p, or an abort naming `func` if p is not one. */
 static struct large_header *header_of(void *p, enum hak_chunk_kind kind, const char *func)
 {
     struct large_header *h;
@@ -172,69 +237,86 @@ static struct large_header *header_of(void *p, enum hak_chunk_kind kind, const c
 
 void large_free(void *p, enum hak_chunk_kind kind, const char *func)
 {
-    struct large_header *h = header_of(p, kind, func);
-    char *map = h->map;
-    size_t map_size = h->map_size;
-    bool cacheable = kind == HAK_CHUNK_LARGE;
-    h->magic = LARGE_FREED; /* a second free of p fails the magic check */
-    if (cacheable) {
-        /* Cached mappings stay registered as large: a stale free of the old
-         * block still finds a header with no magic and aborts. */
-        if (cache_put(map, map_size))
-            return;
+    if (kind == HAK_CHUNK_RUNS) {
+        pages_free(p, func);
+    } else {
+        struct large_header *h = header_of(p, kind, func);
+        char *map = h->map;
+        size_t map_size = h->map_size;
+        h->magic = LARGE_FREED; /* a second free of p fails the magic check */
+        if (kind != HAK_CHUNK_LARGE || !cache_put(map, map_size, hak_clock_ms()))
+            unmap_block(map, map_size);
     }
-    unmap_block(map, map_size);
+    hak_purge_tick();
 }
 
 size_t large_usable_size(void *p, enum hak_chunk_kind kind, const char *func)
 {
+    if (kind == HAK_CHUNK_RUNS)
+        return pages_usable_size(p, func);
     return header_of(p, kind, func)->size;
 }
 
-void *large_realloc(void *p, size_t size)
+void *large_realloc(void *p, enum hak_chunk_kind kind, size_t size)
 {
+    if (kind == HAK_CHUNK_RUNS) {
+        if (size > HAK_LARGE_RUN_MAX)
+            return NULL;
+        return pages_resize(p, pages_for(size), "realloc") ? p : NULL;
+    }
     struct large_header *h = header_of(p, HAK_CHUNK_LARGE, "realloc");
-    if (map_size_for(size, (size_t)((char *)p - h->map)) == h->map_size)
-        return p;
     size_t off = (size_t)((char *)p - h->map);
     size_t new_size = map_size_for(size, off);
     if (!new_size)
         return NULL;
-    char *old = h->map;
-    size_t old_size = h->map_size;
-    hak_registry_set(old, old_size, HAK_CHUNK_NONE, HAK_CHUNK_NONE);
-    char *map = hak_os_remap_chunks(old, old_size, new_size);
-    if (!map) {
-        hak_registry_set(old, old_size, HAK_CHUNK_LARGE, HAK_CHUNK_LARGE_TAIL);
+    /* Small shrinks stay put: no system call for a few pages. */
+    if (new_size <= h->map_size && new_size >= h->map_size / 2)
+        return p;
+    char *map = h->map;
+    size_t map_size = h->map_size;
+    hak_registry_set(map, chunk_span(map_size), HAK_CHUNK_NONE, HAK_CHUNK_NONE);
+    if (!remap(&map, &map_size, new_size)) {
+        hak_registry_set(map, chunk_span(map_size), HAK_CHUNK_LARGE, HAK_CHUNK_LARGE_TAIL);
         return NULL;
     }
-    hak_stats_mapped(HAK_TIER_LARGE, (int64_t)new_size - (int64_t)old_size);
     h = (struct large_header *)map;
-    h->user_off = off;
     h->map = map;
-    h->map_size = new_size;
-    h->size = new_size - off;
-    hak_registry_set(map, new_size, HAK_CHUNK_LARGE, HAK_CHUNK_LARGE_TAIL);
+    h->map_size = map_size;
+    h->size = map_size - off;
+    hak_registry_set(map, chunk_span(map_size), HAK_CHUNK_LARGE, HAK_CHUNK_LARGE_TAIL);
     return map + off;
 }
 
 size_t large_purge(uint64_t now_ms, bool all)
 {
-    (void)now_ms;
-    if (!all)
-        return 0;
-    size_t bytes = 0;
+    size_t bytes = pages_purge(now_ms, all);
     hak_lock(&cache_lock);
-    while (cache_count) {
-        cache_count--;
-        unmap_block(cache[cache_count].map, cache[cache_count].size);
-        bytes += cache[cache_count].size;
+    for (unsigned i = cache_count; i-- > 0;) {
+        if (!all && !hak_purge_due(cache[i].free_ms, now_ms))
+            continue;
+        unmap_block(cache[i].map, cache[i].size);
+        bytes += cache[i].size;
+        cache_bytes -= cache[i].size;
+        cache[i] = cache[--cache_count];
     }
-    cache_bytes = 0;
     hak_unlock(&cache_lock);
     return bytes;
 }
 
-void large_fork_prepare(void) { hak_lock(&cache_lock); }
-void large_fork_parent(void) { hak_unlock(&cache_lock); }
-void large_fork_child(void) { hak_lock_init(&cache_lock); }
+void large_fork_prepare(void)
+{
+    hak_lock(&cache_lock);
+    pages_fork_prepare();
+}
+
+void large_fork_parent(void)
+{
+    pages_fork_parent();
+    hak_unlock(&cache_lock);
+}
+
+void large_fork_child(void)
+{
+    pages_fork_child();
+    hak_lock_init(&cache_lock);
+}

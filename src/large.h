@@ -1,6 +1,7 @@
 /*
- * large.h - the large tier (above HAK_POOL_MAX): one chunk-aligned mapping per
- * block, a bounded cache of freed mappings, and mremap for realloc.
+ * large.h - the large tier (above HAK_POOL_MAX): page runs (pages.h) up to
+ * HAK_LARGE_RUN_MAX, above it one mapping per block sized to the block in
+ * pages, a best-fit cache of freed mappings, and mremap for realloc.
  */
 #ifndef HAKMEM_LARGE_H
 #define HAKMEM_LARGE_H
@@ -8,17 +9,24 @@
 #include "internal.h"
 #include "registry.h"
 
+/* Blocks (and alignments) up to this many bytes are page runs; larger ones
+ * get a mapping of their own.  1 MiB: a run chunk still fits the largest run
+ * with room for others, and a block above it is big enough that its own
+ * mapping and mremap on realloc cost little next to touching its pages. */
+#define HAK_LARGE_RUN_MAX ((size_t)1 << 20)
+
 HAK_HIDDEN void large_init(void);
 /* A block of `size` bytes aligned to `align` (a power of two).  *zeroed
  * tells whether its memory is known to be zero (a fresh mapping). */
 HAK_HIDDEN void *large_alloc(size_t size, size_t align, bool *zeroed);
 HAK_HIDDEN void large_free(void *p, enum hak_chunk_kind kind, const char *func);
 HAK_HIDDEN size_t large_usable_size(void *p, enum hak_chunk_kind kind, const char *func);
-/* Resizes a HAK_CHUNK_LARGE block in place or by moving its pages (mremap);
- * NULL if out of memory.  Blocks aligned to a chunk or more are copied by the
- * caller instead. */
-HAK_HIDDEN void *large_realloc(void *p, size_t size);
-/* The large tier's purge hook (purge.h): unmaps cached mappings. */
+/* Resizes a HAK_CHUNK_RUNS or HAK_CHUNK_LARGE block without copying: a run
+ * in place (shrinking always works), a mapping with mremap.  Returns the
+ * block, or NULL when the caller must move it (or out of memory). */
+HAK_HIDDEN void *large_realloc(void *p, enum hak_chunk_kind kind, size_t size);
+/* The large tier's purge hook (purge.h): purges free runs and unmaps cached
+ * mappings that have stayed unused for the delay. */
 HAK_HIDDEN size_t large_purge(uint64_t now_ms, bool all);
 
 HAK_HIDDEN void large_fork_prepare(void);

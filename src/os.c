@@ -20,7 +20,8 @@ void *hak_os_map(size_t size)
     return p;
 }
 
-/* Over-maps by one chunk, then trims the misaligned head and the tail. */
+/* Over-maps by one chunk, then trims the misaligned head and the tail.
+ * `size` need only be a multiple of the page size. */
 void *hak_os_map_chunks(size_t size)
 {
     /* Try the exact size first: the kernel often places it aligned already. */
@@ -62,6 +63,18 @@ void hak_os_purge(void *p, size_t size)
     int saved = errno;
     madvise(p, size, MADV_DONTNEED);
     errno = saved;
+}
+
+void hak_os_no_huge_pages(void *p, size_t size)
+{
+#ifdef MADV_NOHUGEPAGE
+    int saved = errno;
+    madvise(p, size, MADV_NOHUGEPAGE);
+    errno = saved;
+#else
+    (void)p;
+    (void)size;
+#endif
 }
 
 void *hak_os_remap_chunks(void *p, size_t old_size, size_t new_size)

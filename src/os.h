@@ -7,7 +7,7 @@
 
 #include "internal.h"
 
-/* Maps `size` bytes (a multiple of HAK_CHUNK_SIZE) aligned to HAK_CHUNK_SIZE,
+/* Maps `size` bytes (a multiple of HAK_PAGE_SIZE) aligned to HAK_CHUNK_SIZE,
  * read-write, zero-filled.  Returns NULL on failure. */
 HAK_HIDDEN void *hak_os_map_chunks(size_t size);
 /* Maps `size` bytes with no alignment promise (internal metadata). */
@@ -15,8 +15,11 @@ HAK_HIDDEN void *hak_os_map(size_t size);
 HAK_HIDDEN void hak_os_unmap(void *p, size_t size);
 /* Gives the pages back to the kernel; the range stays mapped and reads zero. */
 HAK_HIDDEN void hak_os_purge(void *p, size_t size);
+/* Keeps transparent huge pages off [p, p + size): for mappings whose pages
+ * may stay partly untouched, which a huge page would make wholly resident. */
+HAK_HIDDEN void hak_os_no_huge_pages(void *p, size_t size);
 /* Grows or shrinks the chunk-aligned mapping at p from old_size to new_size
- * (both multiples of HAK_CHUNK_SIZE), moving it to a new chunk-aligned address
+ * (both multiples of HAK_PAGE_SIZE), moving it to a new chunk-aligned address
  * if it cannot stay.  Returns the new address or NULL (the old one is intact). */
 HAK_HIDDEN void *hak_os_remap_chunks(void *p, size_t old_size, size_t new_size);
 

@@ -17,10 +17,12 @@ enum hak_chunk_kind {
     HAK_CHUNK_NONE = 0,        /* not ours */
     HAK_CHUNK_TINY = 1,        /* a tiny-tier superslab */
     HAK_CHUNK_POOL = 2,        /* a pool-tier chunk */
-    HAK_CHUNK_LARGE = 3,       /* first chunk of a large block; header at its base */
-    HAK_CHUNK_LARGE_TAIL = 4,  /* any later chunk of a large block */
-    HAK_CHUNK_LARGE_ALIGNED = 5 /* first user chunk of a block aligned to >= 2 MiB;
+    HAK_CHUNK_LARGE = 3,       /* first chunk of a large mapping; header at its base */
+    HAK_CHUNK_LARGE_TAIL = 4,  /* any later chunk of a large mapping (the last one
+                                  may be mapped only in part) */
+    HAK_CHUNK_LARGE_ALIGNED = 5, /* first user chunk of a block aligned to >= 2 MiB;
                                    header just below the block */
+    HAK_CHUNK_RUNS = 6         /* a chunk of the page-run layer (pages.h) */
 };
 
 /* User space addresses on x86-64 fit in 47 bits. */

@@ -14,6 +14,7 @@
 ##   tests/test_static_link  a fully static program calling mallopt,
 ##                        malloc_stats and malloc_info links with libhakmem.a
 ##   tests/realprog.sh    python3, sort, sqlite3 under LD_PRELOAD of hakmem
+##   tests/memory.sh      address space, RSS, system calls and huge pages
 
 ## Real programs find the built library and the test data through these.
 AM_TESTS_ENVIRONMENT = \
@@ -74,3 +75,16 @@ tests_test_static_link_LDADD = libhakmem.la $(PTHREAD_LIBS)
 
 TESTS += tests/realprog.sh
 EXTRA_DIST += tests/realprog.sh tests/alloc_heavy.py
+
+## tests/memory.sh: address space, RSS, system calls and huge pages (see its
+## header), with tests/mem_probe (plain malloc, run under LD_PRELOAD) and
+## tests/thp_shim.so (MADV_HUGEPAGE on every mapping, preloaded).
+check_PROGRAMS += tests/mem_probe
+tests_mem_probe_SOURCES = tests/mem_probe.c
+tests_mem_probe_CFLAGS = $(AM_CFLAGS) -fno-builtin-malloc -fno-builtin-free
+check_LTLIBRARIES = tests/thp_shim.la
+tests_thp_shim_la_SOURCES = tests/thp_shim.c
+tests_thp_shim_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
+tests_thp_shim_la_LIBADD = -ldl
+TESTS += tests/memory.sh
+EXTRA_DIST += tests/memory.sh

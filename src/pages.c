@@ -1,0 +1,435 @@
+/*
+ * pages.c - the page-run layer (see pages.h): run chunks, their page maps,
+ * run descriptors, the free-run bins, coalescing and the delayed purge.
+ *
+ * Every run (used or free) has a descriptor, kept in metadata memory outside
+ * the chunk; the chunk's page map points to it from the run's first and last
+ * pages.  The runs of a chunk tile its pages, so the entry just below a run's
+ * first page and the one just past its last page are its neighbours'
+ * descriptors: coalescing is O(1).  Other page-map entries may be stale;
+ * every reader checks that the descriptor it found names that very page.
+ *
+ * Descriptors are never given back to the system (dead ones are recycled), so
+ * a stale entry always points to readable memory, and a dead descriptor keeps
+ * the page it last started at: a second free of a block finds it and reports
+ * "double free" until the pages are reused.  Descriptors hold page indexes,
+ * not pointers to blocks, so valgrind's leak check sees no reference to a
+ * live block in them.
+ *
+ * One lock guards the layer: it serves blocks of 52 KiB and more, whose cost
+ * is dominated by touching their pages, not by the lock.
+ */
+#include "pages.h"
+#include "lock.h"
+#include "os.h"
+#include "purge.h"
+#include "registry.h"
+#include "stats.h"
+
+enum run_state { RUN_DEAD = 0, RUN_USED = 1, RUN_FREE = 2 };
+
+struct run_chunk;
+
+struct run {
+    struct run_chunk *chunk;
+    uint16_t first;              /* the run's first page in its chunk */
+    uint16_t pages;              /* its length in pages */
+    uint8_t state;               /* enum run_state */
+    bool dirty;                  /* free and maybe resident: due for purging */
+    bool freed;                  /* starts where a block was freed (double free) */
+    struct run *next, *prev;     /* free: its bin; dead: the descriptor free list */
+    struct run *dnext, *dprev;   /* dirty: the dirty list */
+    uint64_t free_ms;            /* dirty: when it became free */
+};
+
+/* The header of a run chunk: the page map (entries of the header pages are
+ * unused). */
+struct run_chunk {
+    struct run *map[HAK_CHUNK_PAGES];
+};
+
+_Static_assert(sizeof(struct run_chunk) <= HAK_RUN_HEADER_PAGES * HAK_PAGE_SIZE,
+               "run chunk header too big");
+_Static_assert(HAK_RUN_MAX_PAGES < UINT16_MAX, "page counts are 16-bit");
+
+#define BIN_WORDS ((HAK_RUN_MAX_PAGES + 64) / 64)
+/* Descriptors come from the system this many bytes at a time. */
+#define DESC_SLAB_BYTES ((size_t)64 << 10)
+
+static struct hak_lock pages_lock = HAK_LOCK_INITIALIZER;
+/* bin[n]: free runs of exactly n pages; bit n of binmap set when non-empty. */
+static struct run *bin[HAK_RUN_MAX_PAGES + 1];
+static uint64_t binmap[BIN_WORDS];
+/* Dirty free runs, roughly oldest first. */
+static struct run *dirty_head, *dirty_tail;
+static struct run *desc_free;
+static struct run *desc_slab, *desc_slab_end;
+
+static char *run_start(const struct run *r)
+{
+    return (char *)r->chunk + ((size_t)r->first * HAK_PAGE_SIZE);
+}
+
+static size_t pages_bytes(size_t n)
+{
+    return n * HAK_PAGE_SIZE;
+}
+
+static struct run *desc_new(void)
+{
+    struct run *r = desc_free;
+    if (r) {
+        desc_free = r->next;
+    } else {
+        if (desc_slab == desc_slab_end) {
+            desc_slab = hak_os_map(DESC_SLAB_BYTES);
+            if (!desc_slab)
+                return NULL;
+            desc_slab_end = desc_slab + DESC_SLAB_BYTES / sizeof(struct run);
+        }
+        r = desc_slab++;
+    }
+    *r = (struct run){0};
+    return r;
+}
+
+/* Retires r; it keeps chunk, first and freed for the double-free check. */
+static void desc_kill(struct run *r)
+{
+    r->state = RUN_DEAD;
+    r->dirty = false;
+    r->next = desc_free;
+    desc_free = r;
+}
+
+static void map_set(struct run *r)
+{
+    r->chunk->map[r->first] = r;
+    r->chunk->map[r->first + r->pages - 1] = r;
+}
+
+static void bin_insert(struct run *r)
+{
+    unsigned n = r->pages;
+    r->prev = NULL;
+    r->next = bin[n];
+    if (bin[n])
+        bin[n]->prev = r;
+    bin[n] = r;
+    binmap[n / 64] |= (uint64_t)1 << (n % 64);
+}
+
+static void bin_remove(struct run *r)
+{
+    unsigned n = r->pages;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        bin[n] = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    if (!bin[n])
+        binmap[n / 64] &= ~((uint64_t)1 << (n % 64));
+}
+
+/* The smallest non-empty bin of at least n pages, or 0. */
+static unsigned bin_find(unsigned n)
+{
+    unsigned w = n / 64;
+    uint64_t bits = binmap[w] & (~(uint64_t)0 << (n % 64));
+    for (;;) {
+        if (bits)
+            return w * 64 + (unsigned)__builtin_ctzll(bits);
+        if (++w == BIN_WORDS)
+            return 0;
+        bits = binmap[w];
+    }
+}
+
+static void dirty_insert(struct run *r, uint64_t since_ms)
+{
+    r->dirty = true;
+    r->free_ms = since_ms;
+    r->dnext = NULL;
+    r->dprev = dirty_tail;
+    if (dirty_tail)
+        dirty_tail->dnext = r;
+    else
+        dirty_head = r;
+    dirty_tail = r;
+}
+
+static void dirty_remove(struct run *r)
+{
+    if (!r->dirty)
+        return;
+    if (r->dprev)
+        r->dprev->dnext = r->dnext;
+    else
+        dirty_head = r->dnext;
+    if (r->dnext)
+        r->dnext->dprev = r->dprev;
+    else
+        dirty_tail = r->dprev;
+    r->dirty = false;
+}
+
+/* Makes r (unlinked from every list) a free run: in its bin, and dirty since
+ * since_ms when `dirty`. */
+static void free_run_insert(struct run *r, bool dirty, uint64_t since_ms)
+{
+    r->state = RUN_FREE;
+    map_set(r);
+    bin_insert(r);
+    if (dirty)
+        dirty_insert(r, since_ms);
+}
+
+/* The run starting at p, or an abort naming `func`. */
+static struct run *run_of(void *p, const char *func)
+{
+    struct run_chunk *c = (struct run_chunk *)hak_chunk_base(p);
+    size_t off = (size_t)((char *)p - (char *)c);
+    size_t page = off / HAK_PAGE_SIZE;
+    struct run *r = c->map[page];
+    if (HAK_UNLIKELY(off % HAK_PAGE_SIZE || page < HAK_RUN_HEADER_PAGES || !r ||
+                     r->chunk != c || r->first != page || r->state != RUN_USED)) {
+        bool freed = !(off % HAK_PAGE_SIZE) && page >= HAK_RUN_HEADER_PAGES && r &&
+                     r->chunk == c && r->first == page && r->freed;
+        hak_fatal_ptr(func, freed ? "double free" : "invalid pointer", p);
+    }
+    return r;
+}
+
+/* Frees the used run r and merges it with its free neighbours. */
+static void run_release(struct run *r, uint64_t now)
+{
+    struct run_chunk *c = r->chunk;
+    struct run *m = r;
+    if (r->first > HAK_RUN_HEADER_PAGES) {
+        struct run *pr = c->map[r->first - 1];
+        if (pr->state == RUN_FREE && pr->first + pr->pages == r->first) {
+            bin_remove(pr);
+            dirty_remove(pr);
+            pr->pages += r->pages;
+            desc_kill(r);
+            m = pr;
+        }
+    }
+    unsigned end = m->first + m->pages;
+    if (end < HAK_CHUNK_PAGES) {
+        struct run *nx = c->map[end];
+        if (nx->state == RUN_FREE && nx->first == end) {
+            bin_remove(nx);
+            dirty_remove(nx);
+            m->pages += nx->pages;
+            desc_kill(nx);
+        }
+    }
+    free_run_insert(m, true, now);
+}
+
+/* A fresh run chunk whose whole run is in its bin; false if out of memory. */
+static bool chunk_new(void)
+{
+    struct run *r = desc_new();
+    if (!r)
+        return false;
+    struct run_chunk *c = hak_os_map_chunks(HAK_CHUNK_SIZE);
+    if (!c) {
+        desc_kill(r);
+        return false;
+    }
+    hak_os_no_huge_pages(c, HAK_CHUNK_SIZE);
+    hak_stats_mapped(HAK_TIER_LARGE, (int64_t)HAK_CHUNK_SIZE);
+    hak_registry_set(c, HAK_CHUNK_SIZE, HAK_CHUNK_RUNS, HAK_CHUNK_RUNS);
+    r->chunk = c;
+    r->first = HAK_RUN_HEADER_PAGES;
+    r->pages = HAK_RUN_MAX_PAGES;
+    free_run_insert(r, false, 0);
+    return true;
+}
+
+static void chunk_unmap(struct run_chunk *c)
+{
+    hak_registry_set(c, HAK_CHUNK_SIZE, HAK_CHUNK_NONE, HAK_CHUNK_NONE);
+    hak_stats_mapped(HAK_TIER_LARGE, -(int64_t)HAK_CHUNK_SIZE);
+    hak_os_unmap(c, HAK_CHUNK_SIZE);
+}
+
+/* The first page of free run r at which n pages aligned to `align` fit, or
+ * 0 (no run starts at page 0, the header). */
+static unsigned fit_in(const struct run *r, unsigned n, size_t align)
+{
+    uintptr_t start = hak_align_up((uintptr_t)run_start(r), align);
+    unsigned first = (unsigned)((start - (uintptr_t)r->chunk) / HAK_PAGE_SIZE);
+    return first + n <= (unsigned)r->first + r->pages ? first : 0;
+}
+
+/* A free run with room for n pages aligned to `align`; its start page there
+ * in *first.  NULL if none. */
+static struct run *find_run(unsigned n, size_t align, unsigned *first)
+{
+    for (unsigned b = bin_find(n); b; b = b < HAK_RUN_MAX_PAGES ? bin_find(b + 1) : 0) {
+        if (align <= HAK_PAGE_SIZE) {
+            *first = bin[b]->first;
+            return bin[b];
+        }
+        for (struct run *r = bin[b]; r; r = r->next)
+            if ((*first = fit_in(r, n, align)))
+                return r;
+    }
+    return NULL;
+}
+
+/* Splits free run r (unlinked) into a free head, the used run [first, first
+ * + n) and a free tail; the free parts keep r's dirtiness and age. */
+static void *carve(struct run *r, unsigned first, unsigned n, struct run *head, struct run *tail,
+                   bool *zeroed)
+{
+    unsigned end = (unsigned)r->first + r->pages;
+    bool dirty = r->dirty;
+    uint64_t since = r->free_ms;
+    dirty_remove(r);
+    *zeroed = !dirty;
+    if (first > r->first) {
+        head->chunk = r->chunk;
+        head->first = r->first;
+        head->pages = (uint16_t)(first - r->first);
+        free_run_insert(head, dirty, since);
+    } else {
+        desc_kill(head);
+    }
+    if (first + n < end) {
+        tail->chunk = r->chunk;
+        tail->first = (uint16_t)(first + n);
+        tail->pages = (uint16_t)(end - first - n);
+        free_run_insert(tail, dirty, since);
+    } else {
+        desc_kill(tail);
+    }
+    r->first = (uint16_t)first;
+    r->pages = (uint16_t)n;
+    r->state = RUN_USED;
+    r->freed = false;
+    map_set(r);
+    return run_start(r);
+}
+
+void *pages_alloc(size_t npages, size_t align, bool *zeroed)
+{
+    unsigned n = (unsigned)npages;
+    void *p = NULL;
+    hak_lock(&pages_lock);
+    struct run *head = desc_new(), *tail = desc_new();
+    if (!head || !tail)
+        goto out;
+    unsigned first;
+    struct run *r = find_run(n, align, &first);
+    if (!r) {
+        if (!chunk_new())
+            goto out;
+        r = find_run(n, align, &first);
+    }
+    bin_remove(r);
+    p = carve(r, first, n, head, tail, zeroed);
+    head = tail = NULL;
+out:
+    if (head)
+        desc_kill(head);
+    if (tail)
+        desc_kill(tail);
+    hak_unlock(&pages_lock);
+    return p;
+}
+
+void pages_free(void *p, const char *func)
+{
+    uint64_t now = hak_clock_ms();
+    hak_lock(&pages_lock);
+    struct run *r = run_of(p, func);
+    r->freed = true;
+    run_release(r, now);
+    hak_unlock(&pages_lock);
+}
+
+size_t pages_usable_size(void *p, const char *func)
+{
+    hak_lock(&pages_lock);
+    size_t n = pages_bytes(run_of(p, func)->pages);
+    hak_unlock(&pages_lock);
+    return n;
+}
+
+bool pages_resize(void *p, size_t npages, const char *func)
+{
+    unsigned n = (unsigned)npages;
+    bool ok = true;
+    uint64_t now = hak_clock_ms();
+    hak_lock(&pages_lock);
+    struct run *r = run_of(p, func);
+    unsigned end = (unsigned)r->first + r->pages;
+    if (n < r->pages) {
+        struct run *t = desc_new();
+        if (t) { /* without a descriptor the run just stays longer */
+            t->chunk = r->chunk;
+            t->first = (uint16_t)(r->first + n);
+            t->pages = (uint16_t)(r->pages - n);
+            t->state = RUN_USED;
+            r->pages = (uint16_t)n;
+            map_set(r);
+            map_set(t);
+            run_release(t, now);
+        }
+    } else if (n > r->pages) {
+        struct run *nx = end < HAK_CHUNK_PAGES ? r->chunk->map[end] : NULL;
+        unsigned extra = n - r->pages;
+        if (nx && nx->state == RUN_FREE && nx->first == end && nx->pages >= extra) {
+            bin_remove(nx);
+            if (nx->pages > extra) {
+                bool dirty = nx->dirty;
+                uint64_t since = nx->free_ms;
+                dirty_remove(nx);
+                nx->first = (uint16_t)(nx->first + extra);
+                nx->pages = (uint16_t)(nx->pages - extra);
+                free_run_insert(nx, dirty, since);
+            } else {
+                dirty_remove(nx);
+                desc_kill(nx);
+            }
+            r->pages = (uint16_t)n;
+            map_set(r);
+        } else {
+            ok = false;
+        }
+    }
+    hak_unlock(&pages_lock);
+    return ok;
+}
+
+size_t pages_purge(uint64_t now_ms, bool all)
+{
+    size_t bytes = 0;
+    hak_lock(&pages_lock);
+    for (struct run *r = dirty_head, *next; r; r = next) {
+        next = r->dnext;
+        if (!all && !hak_purge_due(r->free_ms, now_ms))
+            continue;
+        dirty_remove(r);
+        bytes += pages_bytes(r->pages);
+        if (r->pages == HAK_RUN_MAX_PAGES) {
+            /* The whole chunk is free: give the mapping back. */
+            bin_remove(r);
+            desc_kill(r);
+            chunk_unmap(r->chunk);
+        } else {
+            hak_os_purge(run_start(r), pages_bytes(r->pages));
+        }
+    }
+    hak_unlock(&pages_lock);
+    return bytes;
+}
+
+void pages_fork_prepare(void) { hak_lock(&pages_lock); }
+void pages_fork_parent(void) { hak_unlock(&pages_lock); }
+void pages_fork_child(void) { hak_lock_init(&pages_lock); }

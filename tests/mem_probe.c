@@ -1,0 +1,238 @@
+/* mem_probe - memory-use scenarios for tests/memory.sh.  Not linked with
+ * hakmem: the script runs it under LD_PRELOAD of hakmem (and of nothing, for
+ * glibc's figures).  Each mode checks its outcome and exits 1 with a
+ * "FAIL: ..." line, or prints its figures and exits 0.
+ *
+ *   many SIZE COUNT          COUNT x malloc(SIZE), all tagged and verified;
+ *                            peak VmSize <= 1.5 x requested + 64 MiB
+ *   aligned FUNC ALIGN SIZE COUNT
+ *                            COUNT x aligned_alloc or memalign (FUNC), aligned
+ *                            and tagged; VmSize growth < 200 MiB
+ *   churn ROUNDS NBLOCKS SIZE
+ *                            ROUNDS x (NBLOCKS x malloc(SIZE), then free all)
+ *   idle MIB DELAY_MS        MIB MiB of large blocks (64 KiB .. 8 MiB) touched
+ *                            and freed; after 2 x DELAY_MS and one more large
+ *                            malloc, RSS within 16 MiB of the start
+ *   rss COUNT SIZE           prints the RSS growth (KiB) of COUNT x malloc(SIZE)
+ *                            with every byte written
+ *   thp_active               exit 0 if an mmap'd 4 MiB region touched once
+ *                            has 2 MiB resident (huge pages at work), else 77
+ */
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KiB ((size_t)1024)
+#define MiB (1024 * KiB)
+
+static void fail(const char *what, size_t a, size_t b)
+{
+    printf("FAIL: %s (%zu, %zu)\n", what, a, b);
+    exit(1);
+}
+
+/* Field `field` (0: VmSize, 1: RSS) of /proc/self/statm, in bytes. */
+static size_t statm(int field)
+{
+    char buf[128];
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || !fgets(buf, sizeof buf, f))
+        fail("cannot read /proc/self/statm", 0, 0);
+    fclose(f);
+    unsigned long v[2];
+    if (sscanf(buf, "%lu %lu", &v[0], &v[1]) != 2)
+        fail("cannot parse /proc/self/statm", 0, 0);
+    return v[field] * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static size_t arg(char **argv, int i)
+{
+    return (size_t)strtoull(argv[i], NULL, 10);
+}
+
+static void tag(void *p, size_t i)
+{
+    memcpy(p, &i, sizeof i);
+}
+
+static void check_tag(void *p, size_t i)
+{
+    size_t v;
+    memcpy(&v, p, sizeof v);
+    if (v != i)
+        fail("block contents lost", i, v);
+}
+
+static int many(size_t size, size_t count)
+{
+    void **b = calloc(count, sizeof *b);
+    if (!b)
+        fail("calloc of the pointer array failed", count, 0);
+    size_t vm0 = statm(0);
+    for (size_t i = 0; i < count; i++) {
+        b[i] = malloc(size);
+        if (!b[i])
+            fail("malloc returned NULL: block, size", i, size);
+        if ((uintptr_t)b[i] % 16)
+            fail("misaligned block", i, (uintptr_t)b[i]);
+        tag(b[i], i);
+    }
+    size_t vm = statm(0) - vm0, req = size * count;
+    for (size_t i = 0; i < count; i++) {
+        check_tag(b[i], i);
+        free(b[i]);
+    }
+    free(b);
+    printf("many: %zu x %zu bytes: VmSize growth %zu MiB for %zu MiB requested\n", count, size,
+           vm / MiB, req / MiB);
+    if (vm > req + req / 2 + 64 * MiB)
+        fail("VmSize above 1.5 x requested + 64 MiB (MiB, MiB)", vm / MiB, req / MiB);
+    return 0;
+}
+
+static int aligned(const char *func, size_t align, size_t size, size_t count)
+{
+    void **b = calloc(count, sizeof *b);
+    if (!b)
+        fail("calloc of the pointer array failed", count, 0);
+    size_t vm0 = statm(0);
+    for (size_t i = 0; i < count; i++) {
+        b[i] = strcmp(func, "memalign") == 0 ? memalign(align, size) : aligned_alloc(align, size);
+        if (!b[i])
+            fail("aligned allocation returned NULL", i, size);
+        if ((uintptr_t)b[i] % align)
+            fail("misaligned block", i, (uintptr_t)b[i]);
+        tag(b[i], i);
+    }
+    size_t vm = statm(0) - vm0;
+    for (size_t i = 0; i < count; i++) {
+        check_tag(b[i], i);
+        free(b[i]);
+    }
+    free(b);
+    printf("aligned: %zu x %s(%zu, %zu): VmSize growth %zu MiB\n", count, func, align, size,
+           vm / MiB);
+    if (vm >= 200 * MiB)
+        fail("VmSize growth of 200 MiB or more (MiB)", vm / MiB, 0);
+    return 0;
+}
+
+static int churn(size_t rounds, size_t n, size_t size)
+{
+    void *b[256];
+    if (n > 256)
+        fail("at most 256 blocks", n, 0);
+    for (size_t r = 0; r < rounds; r++) {
+        for (size_t i = 0; i < n; i++) {
+            b[i] = malloc(size);
+            if (!b[i])
+                fail("malloc returned NULL", r, i);
+            tag(b[i], r * n + i);
+        }
+        for (size_t i = 0; i < n; i++) {
+            check_tag(b[i], r * n + i);
+            free(b[i]);
+        }
+    }
+    printf("churn: %zu rounds of %zu x %zu bytes\n", rounds, n, size);
+    return 0;
+}
+
+static void sleep_ms(size_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+static int idle(size_t mib, size_t delay_ms)
+{
+    /* Sizes cycling through runs and mappings of their own. */
+    static const size_t sizes[] = {64 * KiB, 100 * 1000, 256 * KiB, 1000 * 1000, 3 * MiB, 8 * MiB};
+    enum { MAXB = 8192 };
+    static void *b[MAXB];
+    size_t n = 0, total = 0;
+    free(malloc(100 * 1000)); /* hakmem initialized before the start figure */
+    size_t rss0 = statm(1);
+    while (total < mib * MiB && n < MAXB) {
+        size_t s = sizes[n % (sizeof sizes / sizeof sizes[0])];
+        b[n] = malloc(s);
+        if (!b[n])
+            fail("malloc returned NULL", n, s);
+        memset(b[n], (int)n, s);
+        total += s;
+        n++;
+    }
+    size_t rss_full = statm(1);
+    for (size_t i = 0; i < n; i++)
+        free(b[i]);
+    sleep_ms(2 * delay_ms);
+    free(malloc(100 * 1000)); /* one more call, on the large tier's slow path */
+    size_t rss = statm(1);
+    printf("idle: %zu MiB in %zu blocks: RSS %zu MiB at start, %zu MiB full, %zu MiB after "
+           "2 x %zu ms idle and one call\n",
+           total / MiB, n, rss0 / MiB, rss_full / MiB, rss / MiB, delay_ms);
+    if (rss > rss0 + 16 * MiB)
+        fail("RSS more than 16 MiB above the start (MiB, MiB)", rss / MiB, rss0 / MiB);
+    return 0;
+}
+
+static int rss(size_t count, size_t size)
+{
+    enum { MAXB = 4096 };
+    static void *b[MAXB];
+    if (count > MAXB)
+        fail("too many blocks", count, MAXB);
+    free(malloc(size)); /* the allocator initialized before the start figure */
+    size_t rss0 = statm(1);
+    for (size_t i = 0; i < count; i++) {
+        b[i] = malloc(size);
+        if (!b[i])
+            fail("malloc returned NULL", i, size);
+        memset(b[i], 1, size);
+    }
+    size_t grown = statm(1) - rss0;
+    for (size_t i = 0; i < count; i++)
+        free(b[i]);
+    printf("%zu\n", grown / KiB);
+    return 0;
+}
+
+static int thp_active(void)
+{
+    size_t len = 4 * MiB;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return 77;
+    char *aligned_p = (char *)(((uintptr_t)p + 2 * MiB - 1) & ~(uintptr_t)(2 * MiB - 1));
+    size_t rss0 = statm(1);
+    aligned_p[0] = 1;
+    size_t grown = statm(1) - rss0;
+    munmap(p, len);
+    return grown >= 2 * MiB ? 0 : 77;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    const char *m = argc > 1 ? argv[1] : "";
+    if (strcmp(m, "many") == 0 && argc == 4)
+        return many(arg(argv, 2), arg(argv, 3));
+    if (strcmp(m, "aligned") == 0 && argc == 6)
+        return aligned(argv[2], arg(argv, 3), arg(argv, 4), arg(argv, 5));
+    if (strcmp(m, "churn") == 0 && argc == 5)
+        return churn(arg(argv, 2), arg(argv, 3), arg(argv, 4));
+    if (strcmp(m, "idle") == 0 && argc == 4)
+        return idle(arg(argv, 2), arg(argv, 3));
+    if (strcmp(m, "rss") == 0 && argc == 4)
+        return rss(arg(argv, 2), arg(argv, 3));
+    if (strcmp(m, "thp_active") == 0)
+        return thp_active();
+    fprintf(stderr, "usage: see the comment at the top of mem_probe.c\n");
+    return 2;
+}

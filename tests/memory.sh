@@ -1,0 +1,79 @@
+#!/bin/sh
+# memory.sh - hakmem's use of address space, memory and system calls, each
+# scenario run by tests/mem_probe under LD_PRELOAD of the built library:
+#   - 100,000 x malloc(64 KiB) under `ulimit -v 8000000`, VmSize bounded;
+#   - 10,000 x aligned_alloc(8192, 64) and memalign(4096, 100) under 200 MiB
+#     of VmSize;
+#   - 1,000 rounds of 40 x 100 KB make at most a handful of mmap, munmap,
+#     madvise and mremap calls more than one round (strace -c -f);
+#   - 256 MiB of large blocks freed and left alone: after twice the purge
+#     delay and one more call, RSS within 16 MiB of the start;
+#   - under tests/thp_shim (MADV_HUGEPAGE on every mapping), 100 x
+#     malloc(64 KiB) costs at most twice glibc's RSS.
+# Exit 77 (skip) only if nothing could run; a scenario whose tool is missing
+# (strace, huge pages) is reported and skipped on its own.
+
+set -u
+
+: "${abs_top_builddir:=$(cd "$(dirname "$0")/.." && pwd)}"
+lib="$abs_top_builddir/.libs/libhakmem.so.0"
+probe="$abs_top_builddir/tests/mem_probe"
+shim="$abs_top_builddir/tests/.libs/thp_shim.so"
+for f in "$lib" "$probe" "$shim"; do
+    [ -f "$f" ] || { echo "FAIL: $f not built"; exit 1; }
+done
+
+failures=0
+fail() {
+    echo "FAIL: $*"
+    failures=$((failures + 1))
+}
+hak() {
+    LD_PRELOAD="$lib" "$@"
+}
+
+# 1. Address space: one chunk per block would need 200 GB here.
+( ulimit -v 8000000 && hak "$probe" many 65536 100000 ) || fail "100,000 x malloc(64 KiB)"
+
+# 2. Aligned requests are placed inside runs.
+hak "$probe" aligned aligned_alloc 8192 64 10000 || fail "aligned_alloc(8192, 64)"
+hak "$probe" aligned memalign 4096 100 10000 || fail "memalign(4096, 100)"
+
+# 3. System calls of the steady state: 1,000 rounds against one.
+if command -v strace >/dev/null 2>&1; then
+    calls() {
+        HAKMEM_PURGE_DELAY_MS=60000 LD_PRELOAD="$lib" \
+            strace -f -c -e trace=mmap,munmap,madvise,mremap -o "$tmp" \
+            "$probe" churn "$1" 40 100000 >/dev/null || return 1
+        awk '$NF ~ /^(mmap|munmap|madvise|mremap)$/ { n += $4 } END { print n + 0 }' "$tmp"
+    }
+    tmp=$(mktemp "${TMPDIR:-/tmp}/hakmem-memory.XXXXXX") || exit 1
+    trap 'rm -f "$tmp"' EXIT
+    one=$(calls 1) && many=$(calls 1000)
+    if [ -z "${one:-}" ] || [ -z "${many:-}" ]; then
+        fail "churn under strace did not run"
+    else
+        echo "churn: $one memory system calls for 1 round, $many for 1000 rounds"
+        [ "$many" -le $((one + 4)) ] || fail "1000 rounds made $((many - one)) more memory system calls than 1"
+    fi
+else
+    echo "SKIP: strace not found: system-call count not checked"
+fi
+
+# 4. Freed memory goes back after the purge delay.
+HAKMEM_PURGE_DELAY_MS=100 hak "$probe" idle 256 100 || fail "RSS after idle"
+
+# 5. Transparent huge pages forced on every mapping.
+if "$probe" thp_active && LD_PRELOAD="$shim" "$probe" thp_active; then
+    echo "SKIP: huge pages already on without the shim: THP test not meaningful"
+elif LD_PRELOAD="$shim" "$probe" thp_active; then
+    glibc=$(LD_PRELOAD="$shim" "$probe" rss 100 65536)
+    mine=$(LD_PRELOAD="$shim $lib" "$probe" rss 100 65536)
+    echo "thp: 100 x malloc(64 KiB) under the shim: RSS +$glibc KiB glibc, +$mine KiB hakmem"
+    [ -n "$glibc" ] && [ -n "$mine" ] && [ "$mine" -le $((2 * glibc)) ] ||
+        fail "RSS under MADV_HUGEPAGE: $mine KiB against glibc's $glibc KiB"
+else
+    echo "SKIP: transparent huge pages unavailable: THP test not run"
+fi
+
+exit $((failures > 0))
