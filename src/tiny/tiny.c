@@ -346,14 +346,40 @@ static void slab_put_run(struct tiny_heap *h, struct tiny_slab *s, void *first, 
     }
 }
 
-/* Returns n blocks from the head of list cls to their slabs, run by run,
- * checking every link it follows. */
-static void cache_flush(struct tiny_cache *c, unsigned cls, uint32_t n)
+static uint32_t cache_count(const struct tiny_cache *c, unsigned cls)
+{
+    return (uint32_t)((int32_t)c->cap[cls] - c->room[cls]);
+}
+
+/* Follows the link of cache block b of class cls, checking it. */
+static void *cache_next(void *b, unsigned cls)
+{
+    void *next = hak_link_get(b);
+    if (HAK_UNLIKELY(!tiny_link_is_near(b, next)))
+        tiny_check_link(b, next, cls);
+    return next;
+}
+
+/* Returns the blocks of list cls past its first `keep` to their slabs, run
+ * by run: the most recently freed, hot in the CPU's caches, stay.  Walks,
+ * and so checks, every link of the list. */
+static void cache_flush(struct tiny_cache *c, unsigned cls, uint32_t keep)
 {
     struct tiny_heap *h = c->heap;
+    uint32_t count = cache_count(c, cls);
     void *b = c->head[cls];
-    uint32_t left = n;
-    while (left) {
+    void *last_kept = NULL;
+    for (uint32_t k = 0; k < keep; k++) {
+        last_kept = b;
+        b = cache_next(b, cls);
+    }
+    if (last_kept)
+        hak_link_relink(last_kept, NULL);
+    else
+        c->head[cls] = NULL;
+    for (uint32_t left = count - keep; left;) {
+        if (HAK_UNLIKELY(!b))
+            corrupt(b); /* the list is shorter than its count */
         struct tiny_slab *s = tiny_slab_of(b);
         if (HAK_UNLIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) != h))
             corrupt(b);
@@ -361,22 +387,14 @@ static void cache_flush(struct tiny_cache *c, unsigned cls, uint32_t n)
         uint32_t run = 0;
         do {
             last = b;
-            b = hak_link_get(last);
-            if (HAK_UNLIKELY(!tiny_link_is_near(last, b)))
-                tiny_check_link(last, b, cls);
+            b = cache_next(last, cls);
             run++;
         } while (--left && b && tiny_slab_of(b) == s);
-        if (HAK_UNLIKELY(left && !b))
-            corrupt(b); /* the list is shorter than its count */
         slab_put_run(h, s, first, last, run);
     }
-    c->head[cls] = b;
-    c->room[cls] += (int32_t)n;
-}
-
-static uint32_t cache_count(const struct tiny_cache *c, unsigned cls)
-{
-    return (uint32_t)((int32_t)c->cap[cls] - c->room[cls]);
+    if (HAK_UNLIKELY(b))
+        corrupt(b); /* the list is longer than its count */
+    c->room[cls] += (int32_t)(count - keep);
 }
 
 static void heap_trim(struct tiny_cache *c);
@@ -401,7 +419,7 @@ void tiny_cache_overflow(struct tiny_cache *c, unsigned cls)
         c->cap[cls] = (uint16_t)cap;
         return;
     }
-    cache_flush(c, cls, cache_count(c, cls) - c->cap[cls] / 2u);
+    cache_flush(c, cls, c->cap[cls] / 2u);
     heap_check_epoch(c);
 }
 
@@ -499,8 +517,7 @@ static void abandon_list(struct tiny_slab_list *l)
 static void cache_flush_all(struct tiny_cache *c, unsigned cls)
 {
     if (c->head[cls])
-        cache_flush(c, cls, cache_count(c, cls));
-    c->head[cls] = NULL;
+        cache_flush(c, cls, 0);
 }
 
 void tiny_thread_exit(struct tiny_cache *c)
