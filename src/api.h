@@ -15,6 +15,7 @@
 /* Slow paths (hakmem.c): everything the inline fast paths do not finish.
  * hak_free_slow does the whole of free() for any pointer, with every check. */
 HAK_HIDDEN void *hak_alloc_slow(size_t size);
+HAK_HIDDEN void *hak_alloc_tiny_far(size_t size, unsigned cls, void *b, void *next);
 HAK_HIDDEN void hak_free_slow(void *p);
 HAK_HIDDEN void *hak_impl_calloc(size_t n, size_t size);
 HAK_HIDDEN void *hak_impl_realloc(void *p, size_t size);
@@ -43,6 +44,7 @@ HAK_INLINE void *hak_impl_malloc(size_t size)
                 HAK_VG_MALLOC(b, size, 0);
                 return b;
             }
+            return hak_alloc_tiny_far(size, cls, b, next);
         }
     }
     return hak_alloc_slow(size);

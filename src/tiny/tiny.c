@@ -148,7 +148,7 @@ static void heap_recycle(struct tiny_heap *h)
  * free block (marked) of that class in a live slab, other than b. */
 static void tiny_check_link(const void *b, const void *next, unsigned cls)
 {
-    if (!next)
+    if (!HAK_HARDENING || !next)
         return;
     if (next == b || hak_registry_kind(next) != HAK_CHUNK_TINY)
         corrupt(next);
@@ -161,18 +161,24 @@ static void tiny_check_link(const void *b, const void *next, unsigned cls)
 /* Checks a link inside slab s's own lists (free list, remote stack). */
 static void check_slab_link(const struct tiny_slab *s, const void *b, const void *next)
 {
-    if (next && (next == b || tiny_slab_of(next) != s || !tiny_is_block(s, next) ||
+    if (HAK_HARDENING && next && (next == b || tiny_slab_of(next) != s || !tiny_is_block(s, next) ||
                  !hak_block_marked_free((void *)next)))
         corrupt(next);
+}
+
+void *tiny_cache_pop_far(struct tiny_cache *c, unsigned cls, void *b, void *next)
+{
+    tiny_check_link(b, next, cls);
+    return tiny_cache_take(c, cls, b, next);
 }
 
 void *tiny_cache_pop_checked(struct tiny_cache *c, unsigned cls)
 {
     void *b = c->head[cls];
     void *next = hak_link_get(b);
-    if (HAK_UNLIKELY(!tiny_link_is_near(b, next)))
-        tiny_check_link(b, next, cls);
-    return tiny_cache_take(c, cls, b, next);
+    if (HAK_LIKELY(tiny_link_is_near(b, next)))
+        return tiny_cache_take(c, cls, b, next);
+    return tiny_cache_pop_far(c, cls, b, next);
 }
 
 /* ---- slab block sources ---- */
@@ -189,7 +195,7 @@ static uint32_t slab_collect_remote(struct tiny_slab *s)
     uint32_t n = 0;
     void *last = NULL;
     for (void *b = list; b;) {
-        if (HAK_UNLIKELY(++n > s->capacity))
+        if (HAK_UNLIKELY(++n > s->capacity) && HAK_HARDENING)
             corrupt(b);
         void *next = hak_link_get(b);
         check_slab_link(s, b, next);
@@ -381,7 +387,8 @@ static void cache_flush(struct tiny_cache *c, unsigned cls, uint32_t keep)
         if (HAK_UNLIKELY(!b))
             corrupt(b); /* the list is shorter than its count */
         struct tiny_slab *s = tiny_slab_of(b);
-        if (HAK_UNLIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) != h))
+        if (HAK_UNLIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) != h) &&
+            HAK_HARDENING)
             corrupt(b);
         void *first = b, *last;
         uint32_t run = 0;

@@ -59,6 +59,9 @@ HAK_HIDDEN void tiny_free_remote(struct tiny_slab *s, void *p);
 HAK_HIDDEN void *tiny_alloc_orphan(unsigned cls);
 /* Pops cache list cls (non-empty) with every check: aborts on a bad link. */
 HAK_HIDDEN void *tiny_cache_pop_checked(struct tiny_cache *c, unsigned cls);
+/* Pops b, the head of list cls, whose link decoded to next, which failed
+ * tiny_link_is_near: the full check (next in another slab, or the end). */
+HAK_HIDDEN void *tiny_cache_pop_far(struct tiny_cache *c, unsigned cls, void *b, void *next);
 
 /* Thread exit: empties the cache and abandons the heap's slabs.  Uses only
  * *c, never the calling thread's state, so a fork child may call it on the
