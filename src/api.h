@@ -16,6 +16,7 @@
 /* Slow paths (hakmem.c): everything the inline fast paths do not finish.
  * hak_free_slow does the whole of free() for any pointer, with every check. */
 HAK_HIDDEN void *hak_alloc_slow(size_t size);
+HAK_HIDDEN void *hak_alloc_tiny_checked(size_t size, unsigned cls);
 HAK_HIDDEN void hak_free_slow(void *p);
 HAK_HIDDEN void *hak_impl_calloc(size_t n, size_t size);
 HAK_HIDDEN void *hak_impl_realloc(void *p, size_t size);
@@ -38,13 +39,14 @@ HAK_INLINE void *hak_impl_malloc(size_t size)
         unsigned cls = tiny_class_of(size);
         void *b = t->tiny.head[cls];
         if (HAK_LIKELY(b)) {
-            void *next = hak_link_get(b);
-            if (HAK_LIKELY(tiny_link_is_near(b, next))) {
+            void *next;
+            if (HAK_LIKELY(hak_link_read(b, &next))) {
                 tiny_cache_take(&t->tiny, cls, b, next);
                 t->counters.allocs[HAK_TIER_TINY]++;
                 HAK_VG_MALLOC(b, size, 0);
                 return b;
             }
+            return hak_alloc_tiny_checked(size, cls); /* aborts */
         }
     } else if (size <= HAK_POOL_MAX) {
         void *b = pool_malloc_fast(size);

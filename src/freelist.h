@@ -4,24 +4,29 @@
  *
  * Word 0 holds the link, encoded with two keys from getrandom() (secret.c):
  *
- *     word0 = (next ^ b ^ link_key) * mul_key        (mod 2^64, mul_key odd)
+ *     word0 = (next ^ b ^ link_key) * mul_key           (mod 2^64, mul_key odd)
  *
- * decoded with the inverse of mul_key.  A use-after-free or overflow that
- * overwrites it decodes to garbage, which the tiers' checks reject before
- * handing any memory out; a link copied from another block decodes to a
- * different address too (b is mixed in).  No key is stored in a free block:
- * a list end (next == NULL) stores (b ^ link_key) * mul_key, one equation in
- * two 64-bit unknowns, and the keys are never derived from AT_RANDOM (whose
- * first bytes are the stack-protector canary).
+ * Word 1 authenticates word 0 with two more keys:
  *
- * Word 1 holds the free mark, a third random value independent of the link
- * keys (knowing it lets nobody forge a link): free() of a block that carries
- * it is a double free.  A live block never carries it (the mark is cleared
- * when the block is handed out), unless the program wrote that random value
- * itself: a 2^-64 chance for any word.  Checking the mark finds a double free
- * wherever the block sits - any thread's cache, a free list, a remote stack -
- * which no list walk could.  Every class is at least two words, so both fit
- * in any block.
+ *     word1 = (word0 ^ b ^ mac_key) * mac_mul           (mac_mul odd)
+ *
+ * A free block is one whose word 1 authenticates its word 0: that is the
+ * free mark, and free() of a block that carries it is a double free.  A live
+ * block never carries it (word 1 is cleared when the block is handed out),
+ * unless the program's own data matched a keyed product: a 2^-64 chance.
+ * Checking the mark finds a double free wherever the block sits - any
+ * thread's cache, a free list, a remote stack - which no list walk could.
+ *
+ * Before a link is followed (hak_link_read) its block's mark is checked:
+ * a use-after-free or overflow that overwrites either word, a pair of words
+ * copied from another block (b is mixed into both), and a link naming the
+ * block itself are rejected, all without reading any allocator metadata, so
+ * malloc's fast path touches only the block it hands out.  Forging a link to
+ * a chosen address (the uncarved part of a slab, another block) needs all
+ * four keys.  No key is stored anywhere a program can read it from a free
+ * block: every stored word is a product of a key-dependent factor, one
+ * equation in two 64-bit unknowns per key pair, and the keys are never
+ * derived from AT_RANDOM (whose first bytes are the stack-protector canary).
  *
  * HAKMEM_NO_HARDENING (an internal compile switch, used only to measure what
  * the checks cost; see hakmem(7)) stores links in clear and no mark.
@@ -41,7 +46,8 @@ struct hak_keys {
     uintptr_t link;     /* XORed into every link */
     uintptr_t mul;      /* odd: multiplies every encoded link */
     uintptr_t mul_inv;  /* mul's inverse mod 2^64 */
-    uintptr_t mark;     /* the free mark: never 0 */
+    uintptr_t mac;      /* XORed into every mark */
+    uintptr_t mac_mul;  /* odd: multiplies every mark */
 } __attribute__((aligned(64)));
 
 extern HAK_HIDDEN struct hak_keys hak_keys;
@@ -63,13 +69,20 @@ HAK_INLINE uintptr_t hak_link_encode(const void *b, const void *next)
     return ((uintptr_t)next ^ (uintptr_t)b ^ hak_keys.link) * hak_keys.mul;
 }
 
-HAK_INLINE void *hak_link_decode(const void *b, uintptr_t w)
+HAK_INLINE void *hak_link_decode(const void *b, uintptr_t w0)
 {
     if (!HAK_HARDENING)
-        return (void *)w;
-    return (void *)((w * hak_keys.mul_inv) ^ hak_keys.link ^ (uintptr_t)b);
+        return (void *)w0;
+    return (void *)((w0 * hak_keys.mul_inv) ^ hak_keys.link ^ (uintptr_t)b);
 }
 
+/* The word 1 that marks b free with word 0 w0. */
+HAK_INLINE uintptr_t hak_link_mark(const void *b, uintptr_t w0)
+{
+    return (w0 ^ (uintptr_t)b ^ hak_keys.mac) * hak_keys.mac_mul;
+}
+
+/* Decodes b's link without checking it (callers that check otherwise). */
 HAK_INLINE void *hak_link_get(void *b)
 {
     HAK_VG_OPEN(b, 2 * sizeof(uintptr_t));
@@ -78,26 +91,27 @@ HAK_INLINE void *hak_link_get(void *b)
     return next;
 }
 
-/* Rewrites b's link only (b stays marked free). */
-HAK_INLINE void hak_link_relink(void *b, void *next)
+/* Decodes b's link into *next: false unless b carries the free mark for
+ * its word 0 (so the link is one hakmem wrote for b) and the link is not b. */
+HAK_INLINE bool hak_link_read(void *b, void **next)
 {
     HAK_VG_OPEN(b, 2 * sizeof(uintptr_t));
-    ((uintptr_t *)b)[0] = hak_link_encode(b, next);
+    uintptr_t w0 = ((uintptr_t *)b)[0], w1 = ((uintptr_t *)b)[1];
     HAK_VG_CLOSE(b, 2 * sizeof(uintptr_t));
+    *next = hak_link_decode(b, w0);
+    if (!HAK_HARDENING)
+        return true;
+    return w1 == hak_link_mark(b, w0) && *next != b;
 }
 
 /* Writes b's link to next and marks b free. */
 HAK_INLINE void hak_link_set(void *b, void *next)
 {
     HAK_VG_OPEN(b, 2 * sizeof(uintptr_t));
-    uintptr_t w = hak_link_encode(b, next);
-    uintptr_t mark = hak_keys.mark; /* read before the stores, which may alias it */
-    ((uintptr_t *)b)[0] = w;
-    /* Two plain stores: without the barrier GCC merges them through a
-     * vector register, three instructions instead of two. */
-    __asm__("" ::: "memory");
+    uintptr_t w0 = hak_link_encode(b, next);
+    ((uintptr_t *)b)[0] = w0;
     if (HAK_HARDENING)
-        ((uintptr_t *)b)[1] = mark;
+        ((uintptr_t *)b)[1] = hak_link_mark(b, w0);
     HAK_VG_CLOSE(b, 2 * sizeof(uintptr_t));
 }
 
@@ -107,7 +121,7 @@ HAK_INLINE bool hak_block_marked_free(void *b)
     if (!HAK_HARDENING)
         return false;
     HAK_VG_OPEN(b, 2 * sizeof(uintptr_t));
-    bool marked = ((uintptr_t *)b)[1] == hak_keys.mark;
+    bool marked = ((uintptr_t *)b)[1] == hak_link_mark(b, ((uintptr_t *)b)[0]);
     HAK_VG_CLOSE(b, 2 * sizeof(uintptr_t));
     return marked;
 }

@@ -46,14 +46,14 @@ static uint64_t mix64(uint64_t x)
 
 void hak_secret_init(void)
 {
-    uint64_t r[3];
+    uint64_t r[4];
     int saved = errno;
     if (!fill_random(r, sizeof(r))) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
                         (uint64_t)(uintptr_t)&hak_keys ^ (uint64_t)(uintptr_t)&ts;
-        for (unsigned i = 0; i < 3; i++)
+        for (unsigned i = 0; i < 4; i++)
             r[i] = seed = mix64(seed);
     }
     errno = saved;
@@ -64,5 +64,6 @@ void hak_secret_init(void)
     for (int i = 0; i < 5; i++)
         inv *= 2 - hak_keys.mul * inv;
     hak_keys.mul_inv = inv;
-    hak_keys.mark = (uintptr_t)r[2] ? (uintptr_t)r[2] : 1;
+    hak_keys.mac = (uintptr_t)r[2];
+    hak_keys.mac_mul = (uintptr_t)r[3] | 1;
 }

@@ -8,6 +8,8 @@
 ##                           lists: one `hakmem: ...` line and abort()
 ##   tests/test_faults       RLIMIT_AS exhaustion and recovery, 10,000-thread
 ##                           churn with bounded RSS, 1,000 forks under load
+##   tests/test_tiny_trim    malloc_trim(0) gives back tiny memory that other
+##                           threads freed into slabs of live threads
 ##   tests/test_valgrind.sh  memcheck sees leaks and use-after-free on hakmem
 ##                           (only with --enable-valgrind; otherwise skipped)
 ## .ci/sanitize builds these and the other Check suites with ASan+UBSan and
@@ -22,7 +24,8 @@ if HAVE_CHECK
 hakmem_hardening_tests = \
 	tests/test_stress \
 	tests/test_misuse \
-	tests/test_faults
+	tests/test_faults \
+	tests/test_tiny_trim
 check_PROGRAMS += $(hakmem_hardening_tests)
 TESTS += $(hakmem_hardening_tests)
 
@@ -40,6 +43,11 @@ tests_test_faults_SOURCES = tests/test_faults.c
 tests_test_faults_CPPFLAGS = $(hakmem_hardening_cppflags)
 tests_test_faults_CFLAGS = $(hakmem_hardening_cflags)
 tests_test_faults_LDADD = $(hakmem_hardening_ldadd)
+
+tests_test_tiny_trim_SOURCES = tests/test_tiny_trim.c
+tests_test_tiny_trim_CPPFLAGS = $(hakmem_hardening_cppflags)
+tests_test_tiny_trim_CFLAGS = $(hakmem_hardening_cflags)
+tests_test_tiny_trim_LDADD = $(hakmem_hardening_ldadd)
 endif
 
 ## valgrind: the same program linked with hakmem and plain (for LD_PRELOAD).

@@ -22,14 +22,22 @@
  *   - a write-after-free (or an overflow from the previous block) that
  *     corrupts a freed block's free-list link, followed by mallocs of that
  *     class: the damaged link must be detected (abort with a `hakmem: `
- *     message) and memory outside the heap must never be handed out.
+ *     message) and memory outside the heap must never be handed out;
+ *   - the hardening holds (issue 8): the old self-link attack (word 0 :=
+ *     ~word 1) and a link copied from another block, in the cache and on a
+ *     remote stack, end in a `hakmem: ` abort or hand out no block twice;
+ *     a corrupted cache link followed only by frees aborts when the cache
+ *     flushes; no word of a freed block is the stack canary or the canary
+ *     XOR an address of a loaded object.
  *
  * Each case runs in a forked child whose stderr is captured through a pipe;
  * the parent checks the signal and the message.
  */
+#define _GNU_SOURCE /* dl_iterate_phdr */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
@@ -718,6 +726,213 @@ START_TEST(uaf_pool_outside)
 }
 END_TEST
 
+/* ------------------------------------- the hardening must hold (issue 8) */
+
+/* fn() must abort with "hakmem: " on stderr, or return having checked that
+ * no block was handed out twice (exit 4) and none outside the heap (exit 3). */
+static void expect_abort_or_sound(void (*fn)(void), const char *what)
+{
+    struct outcome o;
+    char d[128];
+    run_child(fn, &o);
+    if (WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0 && !o.timed_out)
+        return; /* survived, soundly */
+    ck_assert_msg(!(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 3),
+                  "%s: malloc handed out memory outside the heap; stderr: '%s'", what, o.err);
+    ck_assert_msg(!(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 4),
+                  "%s: malloc handed out the same memory twice; stderr: '%s'", what, o.err);
+    ck_assert_msg(!o.timed_out && WIFSIGNALED(o.status) && WTERMSIG(o.status) == SIGABRT,
+                  "%s: expected SIGABRT with a hakmem: message, child %s; stderr: '%s'", what,
+                  describe(&o, d, sizeof d), o.err);
+    ck_assert_msg(strstr(o.err, "hakmem: ") != NULL, "%s: no 'hakmem: ' message; stderr: '%s'",
+                  what, o.err);
+}
+
+#define SOUND_ROUNDS 20000
+static uintptr_t g_got[SOUND_ROUNDS];
+
+static int cmp_uintptr(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* In the child: `rounds` mallocs of `size`, all kept live and untouched (a
+ * write could repair a damaged link); exit 3 if one is outside the heap, 4
+ * if two overlap. */
+static void malloc_all_distinct(size_t size, int rounds)
+{
+    for (int i = 0; i < rounds; i++) {
+        void *q = malloc(size);
+        if (q && outside_heap(q))
+            _exit(3);
+        g_got[i] = (uintptr_t)q;
+    }
+    qsort(g_got, (size_t)rounds, sizeof g_got[0], cmp_uintptr);
+    for (int i = 1; i < rounds; i++)
+        if (g_got[i - 1] && g_got[i] - g_got[i - 1] < size)
+            _exit(4);
+}
+
+/* The old self-link attack: word 0 := ~word 1 made the link decode to the
+ * block itself, and every later malloc returned that block. */
+static void self_link_uaf(void)
+{
+    uintptr_t *p = g_p;
+    free(p);
+    p[0] = ~p[1];
+    malloc_all_distinct(TINY_SIZE, SOUND_ROUNDS);
+}
+
+/* A link copied from another free block. */
+static void copied_link_uaf(void)
+{
+    uintptr_t *p = malloc(TINY_SIZE), *q = malloc(TINY_SIZE);
+    free(q);
+    free(p);
+    p[0] = q[0];
+    malloc_all_distinct(TINY_SIZE, SOUND_ROUNDS);
+}
+
+START_TEST(self_link_tiny)
+{
+    g_p = malloc(TINY_SIZE);
+    expect_abort_or_sound(self_link_uaf, "tiny self-link write-after-free");
+    expect_abort_or_sound(copied_link_uaf, "tiny link copied from another block");
+}
+END_TEST
+
+/* A corrupted link in the thread's cache, then only frees: enough of them
+ * that the cache must give blocks back to its slabs, which follows the
+ * links.  It must abort there (not crash, not write where the link points). */
+#define FLUSH_FREES 100000
+static void *g_flush[FLUSH_FREES];
+static void corrupt_then_flush(void)
+{
+    for (int i = 0; i < FLUSH_FREES; i++)
+        g_flush[i] = malloc(TINY_SIZE);
+    free(g_flush[0]);
+    *(uintptr_t *)g_flush[0] = g_plant;
+    for (int i = 1; i < FLUSH_FREES; i++)
+        free(g_flush[i]);
+    _exit(0);
+}
+
+START_TEST(corrupt_link_then_flush)
+{
+    g_plant = (uintptr_t)(g_victim + 4096);
+    expect_abort_any(corrupt_then_flush, "corrupted cache link, then frees until a flush");
+    g_plant = (uintptr_t)0x4141414141414141ull;
+    expect_abort_any(corrupt_then_flush, "garbage cache link, then frees until a flush");
+}
+END_TEST
+
+/* A block on its slab's remote stack (freed by another thread) whose link
+ * is then overwritten so that it names the block itself (the old attack),
+ * or garbage.  The owner drains the stack at its refills and at malloc_trim. */
+static uintptr_t *volatile g_remote;
+static void *remote_free_corrupt(void *arg)
+{
+    (void)arg;
+    uintptr_t *p = g_remote;
+    free(p);
+    p[0] = g_plant ? g_plant : ~p[1];
+    return NULL;
+}
+
+static void remote_self_link(void)
+{
+    g_remote = malloc(TINY_SIZE);
+    pthread_t th;
+    if (pthread_create(&th, NULL, remote_free_corrupt, NULL) != 0)
+        _exit(5);
+    pthread_join(th, NULL);
+    malloc_all_distinct(TINY_SIZE, SOUND_ROUNDS);
+    malloc_trim(0);
+    malloc_all_distinct(TINY_SIZE, SOUND_ROUNDS);
+}
+
+START_TEST(remote_stack_self_link)
+{
+    g_plant = 0;
+    expect_abort_or_sound(remote_self_link, "self-linked block on a remote stack");
+    g_plant = (uintptr_t)0x4141414141414141ull;
+    expect_abort_any(remote_self_link, "garbage link on a remote stack");
+}
+END_TEST
+
+/* No word of a freed block may be the stack canary, or the canary XOR an
+ * address inside a loaded object (what a key made from AT_RANDOM leaked). */
+struct segs {
+    uintptr_t lo[256], hi[256];
+    int n;
+};
+
+static int collect_segs(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct segs *sg = arg;
+    for (int i = 0; i < info->dlpi_phnum && sg->n < 256; i++) {
+        if (info->dlpi_phdr[i].p_type != PT_LOAD)
+            continue;
+        sg->lo[sg->n] = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+        sg->hi[sg->n] = sg->lo[sg->n] + info->dlpi_phdr[i].p_memsz;
+        sg->n++;
+    }
+    return 0;
+}
+
+static struct segs g_segs;
+
+static void check_no_canary(const uintptr_t *w, size_t words, uintptr_t canary)
+{
+    for (size_t i = 0; i < words; i++) {
+        ck_assert_msg(w[i] != canary, "word %zu of a freed block is the stack canary", i);
+        uintptr_t x = w[i] ^ canary;
+        for (int k = 0; k < g_segs.n; k++)
+            ck_assert_msg(x < g_segs.lo[k] || x >= g_segs.hi[k],
+                          "word %zu of a freed block is the canary XOR an address in a loaded "
+                          "object", i);
+    }
+}
+
+static void *free_in_thread(void *arg)
+{
+    void **v = arg;
+    for (int i = 0; i < 64; i++)
+        free(v[i]);
+    return NULL;
+}
+
+START_TEST(no_canary_in_free_blocks)
+{
+    uintptr_t canary;
+    __asm__ volatile("mov %%fs:0x28, %0" : "=r"(canary));
+    dl_iterate_phdr(collect_segs, &g_segs);
+    ck_assert_int_gt(g_segs.n, 0);
+    static const size_t sizes[] = {16, 32, 48, 64, 128, 256, 512, 1024};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t sz = sizes[k];
+        void *local[300], *remote[64];
+        for (int i = 0; i < 300; i++)
+            local[i] = malloc(sz);
+        for (int i = 0; i < 64; i++)
+            remote[i] = malloc(sz);
+        /* freed here (thread cache, and back to the slabs past the cap) and
+         * by another thread (remote stack); list ends included */
+        for (int i = 0; i < 300; i++)
+            free(local[i]);
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, free_in_thread, remote), 0);
+        pthread_join(th, NULL);
+        for (int i = 0; i < 300; i++)
+            check_no_canary(local[i], sz / sizeof(uintptr_t), canary);
+        for (int i = 0; i < 64; i++)
+            check_no_canary(remote[i], sz / sizeof(uintptr_t), canary);
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -770,6 +985,10 @@ int main(int argc, char **argv)
     tcase_add_test(tc, uaf_tiny_other_slab);
     tcase_add_test(tc, overflow_into_free_tiny);
     tcase_add_test(tc, uaf_pool_outside);
+    tcase_add_test(tc, self_link_tiny);
+    tcase_add_test(tc, corrupt_link_then_flush);
+    tcase_add_test(tc, remote_stack_self_link);
+    tcase_add_test(tc, no_canary_in_free_blocks);
     suite_add_tcase(s, tc);
 
     SRunner *sr = srunner_create(s);

@@ -76,12 +76,14 @@ _Static_assert(sizeof(struct tiny_slab) == (1u << TINY_SLAB_RECORD_SHIFT),
                "slab records are indexed by a shift");
 
 struct superslab {
+    /* First, so that a slab record's address is the chunk's base OR its
+     * scaled index. */
+    struct tiny_slab slabs[TINY_SLABS_PER_SS];
     uint64_t magic;
     uint32_t free_mask;      /* bit i: slab i is free (manager lock) */
     uint32_t dirty_mask;     /* bit i: free slab i has touched pages */
     struct superslab *next, *prev; /* manager's list of superslabs with free slabs */
     bool listed;
-    struct tiny_slab slabs[TINY_SLABS_PER_SS];
     /* Blocks freed by threads other than a slab's owner: a lock-free stack
      * per slab that the owner takes whole with one exchange. */
     _Atomic(void *) remote[TINY_SLABS_PER_SS] __attribute__((aligned(64)));
@@ -101,7 +103,7 @@ HAK_INLINE struct tiny_slab *tiny_slab_of(const void *p)
 {
     uintptr_t rec = ((uintptr_t)p >> (TINY_SLAB_SHIFT - TINY_SLAB_RECORD_SHIFT)) &
                     ((uintptr_t)(TINY_SLABS_PER_SS - 1) << TINY_SLAB_RECORD_SHIFT);
-    return (struct tiny_slab *)((char *)tiny_superslab_of(p)->slabs + rec);
+    return (struct tiny_slab *)(hak_chunk_base(p) | rec);
 }
 
 HAK_INLINE unsigned tiny_slab_index(const struct superslab *ss, const struct tiny_slab *s)

@@ -144,35 +144,35 @@ static void heap_recycle(struct tiny_heap *h)
 
 /* ---- link checks ---- */
 
-/* Aborts unless next, the link of free block b of class cls, is NULL or a
- * free block (marked) of that class in a live slab, other than b. */
-static void tiny_check_link(const void *b, const void *next, unsigned cls)
+/* Follows the link of free block b of class cls with every check: b must
+ * carry the free mark (hak_link_read) and its link must be NULL or a free
+ * block of that class (tiny_link_in_heap); aborts otherwise. */
+static void *tiny_next_checked(void *b, unsigned cls)
 {
-    if (!next)
-        return;
-    if (next == b || hak_registry_kind(next) != HAK_CHUNK_TINY)
+    void *next;
+    if (HAK_UNLIKELY(!hak_link_read(b, &next)))
         corrupt(next);
-    /* Only now is the slab header known to be mapped. */
-    struct tiny_slab *s = tiny_slab_of(next);
-    if (s->cls != cls || !tiny_is_block(s, next) || !hak_block_marked_free((void *)next))
+    if (HAK_HARDENING && next &&
+        (!tiny_link_in_heap(next, cls) || !hak_block_marked_free(next)))
         corrupt(next);
+    return next;
 }
 
-/* Checks a link inside slab s's own lists (free list, remote stack). */
-static void check_slab_link(const struct tiny_slab *s, const void *b, const void *next)
+/* Follows a link inside slab s's own lists (free list, remote stack). */
+static void *slab_next_checked(const struct tiny_slab *s, void *b)
 {
-    if (next && (next == b || tiny_slab_of(next) != s || !tiny_is_block(s, next) ||
-                 !hak_block_marked_free((void *)next)))
+    void *next;
+    if (HAK_UNLIKELY(!hak_link_read(b, &next)))
         corrupt(next);
+    if (HAK_HARDENING && next && (tiny_slab_of(next) != s || !tiny_is_block(s, next)))
+        corrupt(next);
+    return next;
 }
 
 void *tiny_cache_pop_checked(struct tiny_cache *c, unsigned cls)
 {
     void *b = c->head[cls];
-    void *next = hak_link_get(b);
-    if (HAK_UNLIKELY(!tiny_link_is_near(b, next)))
-        tiny_check_link(b, next, cls);
-    return tiny_cache_take(c, cls, b, next);
+    return tiny_cache_take(c, cls, b, tiny_next_checked(b, cls));
 }
 
 /* ---- slab block sources ---- */
@@ -185,19 +185,18 @@ static uint32_t slab_collect_remote(struct tiny_slab *s)
     if (!atomic_load_explicit(remote, memory_order_relaxed))
         return 0;
     void *list = atomic_exchange_explicit(remote, NULL, memory_order_acquire);
-    check_slab_link(s, NULL, list);
+    if (HAK_HARDENING && (tiny_slab_of(list) != s || !tiny_is_block(s, list)))
+        corrupt(list);
     uint32_t n = 0;
     void *last = NULL;
     for (void *b = list; b;) {
-        if (HAK_UNLIKELY(++n > s->capacity))
-            corrupt(b);
-        void *next = hak_link_get(b);
-        check_slab_link(s, b, next);
+        if (HAK_UNLIKELY(++n > s->capacity) && HAK_HARDENING)
+            corrupt(b); /* a cycle */
         last = b;
-        b = next;
+        b = slab_next_checked(s, b);
     }
     if (last) {
-        hak_link_relink(last, s->free);
+        hak_link_set(last, s->free);
         s->free = list;
         s->nfree = (uint16_t)(s->nfree + n);
         s->used = (uint16_t)(s->used - n);
@@ -228,11 +227,9 @@ static uint32_t slab_take(struct tiny_slab *s, uint32_t want, void **list)
             s->nfree = 0;
         } else {
             void *b = s->free;
-            void *next = hak_link_get(b);
-            check_slab_link(s, b, next);
-            s->free = next;
+            s->free = slab_next_checked(s, b);
             s->nfree--;
-            hak_link_relink(b, NULL);
+            hak_link_set(b, NULL);
             *list = b;
             got = 1;
         }
@@ -330,7 +327,7 @@ static void slab_release_empty(struct tiny_slab *s)
 static void slab_put_run(struct tiny_heap *h, struct tiny_slab *s, void *first, void *last,
                          uint32_t n)
 {
-    hak_link_relink(last, s->free);
+    hak_link_set(last, s->free);
     s->free = first;
     s->nfree = (uint16_t)(s->nfree + n);
     s->used = (uint16_t)(s->used - n);
@@ -346,37 +343,47 @@ static void slab_put_run(struct tiny_heap *h, struct tiny_slab *s, void *first, 
     }
 }
 
-/* Returns n blocks from the head of list cls to their slabs, run by run,
- * checking every link it follows. */
-static void cache_flush(struct tiny_cache *c, unsigned cls, uint32_t n)
+static uint32_t cache_count(const struct tiny_cache *c, unsigned cls)
+{
+    return (uint32_t)((int32_t)c->cap[cls] - c->room[cls]);
+}
+
+/* Returns the blocks of list cls past its first `keep` to their slabs, run
+ * by run: the most recently freed, hot in the CPU's caches, stay.  Walks,
+ * and so checks, every link of the list. */
+static void cache_flush(struct tiny_cache *c, unsigned cls, uint32_t keep)
 {
     struct tiny_heap *h = c->heap;
+    uint32_t count = cache_count(c, cls);
     void *b = c->head[cls];
-    uint32_t left = n;
-    while (left) {
+    void *last_kept = NULL;
+    for (uint32_t k = 0; k < keep; k++) {
+        last_kept = b;
+        b = tiny_next_checked(b, cls);
+    }
+    if (last_kept)
+        hak_link_set(last_kept, NULL);
+    else
+        c->head[cls] = NULL;
+    for (uint32_t left = count - keep; left;) {
+        if (HAK_UNLIKELY(!b))
+            corrupt(b); /* the list is shorter than its count */
         struct tiny_slab *s = tiny_slab_of(b);
-        if (HAK_UNLIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) != h))
+        if (HAK_UNLIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) != h) &&
+            HAK_HARDENING)
             corrupt(b);
         void *first = b, *last;
         uint32_t run = 0;
         do {
             last = b;
-            b = hak_link_get(last);
-            if (HAK_UNLIKELY(!tiny_link_is_near(last, b)))
-                tiny_check_link(last, b, cls);
+            b = tiny_next_checked(last, cls);
             run++;
         } while (--left && b && tiny_slab_of(b) == s);
-        if (HAK_UNLIKELY(left && !b))
-            corrupt(b); /* the list is shorter than its count */
         slab_put_run(h, s, first, last, run);
     }
-    c->head[cls] = b;
-    c->room[cls] += (int32_t)n;
-}
-
-static uint32_t cache_count(const struct tiny_cache *c, unsigned cls)
-{
-    return (uint32_t)((int32_t)c->cap[cls] - c->room[cls]);
+    if (HAK_UNLIKELY(b))
+        corrupt(b); /* the list is longer than its count */
+    c->room[cls] += (int32_t)(count - keep);
 }
 
 static void heap_trim(struct tiny_cache *c);
@@ -401,7 +408,7 @@ void tiny_cache_overflow(struct tiny_cache *c, unsigned cls)
         c->cap[cls] = (uint16_t)cap;
         return;
     }
-    cache_flush(c, cls, cache_count(c, cls) - c->cap[cls] / 2u);
+    cache_flush(c, cls, c->cap[cls] / 2u);
     heap_check_epoch(c);
 }
 
@@ -499,8 +506,7 @@ static void abandon_list(struct tiny_slab_list *l)
 static void cache_flush_all(struct tiny_cache *c, unsigned cls)
 {
     if (c->head[cls])
-        cache_flush(c, cls, cache_count(c, cls));
-    c->head[cls] = NULL;
+        cache_flush(c, cls, 0);
 }
 
 void tiny_thread_exit(struct tiny_cache *c)

@@ -23,6 +23,7 @@
 #include "freelist.h"
 #include "tiny/size_class.h"
 #include "tiny/superslab.h"
+#include "registry.h"
 
 /* The per-thread cache: a singly linked list per class, and how many more
  * blocks it may take before it overflows.  Lives in initial-exec TLS (struct
@@ -57,8 +58,10 @@ HAK_HIDDEN void tiny_cache_overflow(struct tiny_cache *c, unsigned cls);
 HAK_HIDDEN void tiny_free_remote(struct tiny_slab *s, void *p);
 /* malloc for a thread whose cache is gone (after its exit). */
 HAK_HIDDEN void *tiny_alloc_orphan(unsigned cls);
-/* Pops cache list cls (non-empty) with every check: aborts on a bad link. */
+/* Pops cache list cls (non-empty) with every check, the slow path's
+ * included: aborts on a bad link. */
 HAK_HIDDEN void *tiny_cache_pop_checked(struct tiny_cache *c, unsigned cls);
+
 
 /* Thread exit: empties the cache and abandons the heap's slabs.  Uses only
  * *c, never the calling thread's state, so a fork child may call it on the
@@ -92,21 +95,20 @@ HAK_INLINE void tiny_check_block(const struct tiny_slab *s, const void *p, const
 }
 
 /*
- * Whether next, decoded from the link of cache block b, may be followed
- * without the full check (tiny_check_link): it lies in b's slab within what
- * was carved (one unsigned compare against the slab's first block covers
- * both), is 16-byte aligned, and is not b itself.  Blocks carved in a row
- * and freed near each other pass; anything else, including the list's end,
- * takes the slow path.
+ * Whether next, a link followed on a slow path, names a block of class cls:
+ * a chunk of the tiny tier (so its header is mapped), and in its slab a
+ * carved (one unsigned compare against the slab's first block), 16-byte
+ * aligned block of that class.  The fast paths rely on the free mark
+ * instead (hak_link_read), which needs no metadata.
  */
-HAK_INLINE bool tiny_link_is_near(const void *b, const void *next)
+HAK_INLINE bool tiny_link_in_heap(const void *next, unsigned cls)
 {
-    if (!HAK_HARDENING)
-        return next != NULL;
-    const struct tiny_slab *s = tiny_slab_of(b);
+    if (HAK_UNLIKELY(hak_registry_kind(next) != HAK_CHUNK_TINY))
+        return false;
+    const struct tiny_slab *s = tiny_slab_of(next);
     uintptr_t off = (uintptr_t)next + s->neg_first;
     return off < atomic_load_explicit(&s->carved_end, memory_order_relaxed) &&
-           !(off & (HAK_ALIGN - 1)) && next != b;
+           !(off & (HAK_ALIGN - 1)) && s->cls == cls;
 }
 
 /* The one pop: hands out b, the head of list cls, whose link decoded to next
