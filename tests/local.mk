@@ -8,6 +8,8 @@
 ##                        thousands of short-lived threads
 ##   tests/test_fork      fork from a multithreaded process, fork in a handler
 ##   tests/test_badfree   invalid pointers are reported and abort
+##   tests/test_pool      the pool tier's memory: RSS of threads holding one
+##                        block, no purge in a churn, purge on malloc_trim
 ##   tests/realprog.sh    python3, sort, sqlite3 under LD_PRELOAD of hakmem
 
 ## Real programs find the built library and the test data through these.
@@ -27,7 +29,8 @@ hakmem_check_tests = \
 	tests/test_contract \
 	tests/test_threads \
 	tests/test_fork \
-	tests/test_badfree
+	tests/test_badfree \
+	tests/test_pool
 check_PROGRAMS += $(hakmem_check_tests)
 TESTS += $(hakmem_check_tests)
 
@@ -50,6 +53,11 @@ tests_test_badfree_SOURCES = tests/test_badfree.c
 tests_test_badfree_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_badfree_CFLAGS = $(hakmem_test_cflags)
 tests_test_badfree_LDADD = $(hakmem_test_ldadd)
+
+tests_test_pool_SOURCES = tests/test_pool.c
+tests_test_pool_CPPFLAGS = $(hakmem_test_cppflags)
+tests_test_pool_CFLAGS = $(hakmem_test_cflags)
+tests_test_pool_LDADD = $(hakmem_test_ldadd)
 endif
 
 TESTS += tests/realprog.sh

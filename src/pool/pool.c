@@ -187,6 +187,7 @@ static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
     pg->next = pg->prev = NULL;
     for (unsigned k = 1; k < units; k++) {
         c->pages[first + k].head = (uint8_t)first;
+        c->pages[first + k].cls = (uint8_t)cls;
         atomic_store_explicit(&c->pages[first + k].state, POOL_UNIT_TAIL, memory_order_release);
     }
     atomic_store_explicit(&pg->state, POOL_PAGE_FULL, memory_order_release);
@@ -207,7 +208,10 @@ static void page_release(struct pool_page *pg)
 
 void pool_check_link(const void *b, void *next, unsigned cls)
 {
-    if (HAK_UNLIKELY(!pool_link_ok(b, next, cls) || (next && !hak_block_marked_free(next))))
+    struct pool_page *pg;
+    if (HAK_UNLIKELY(!pool_link_ok(b, next, cls) ||
+                     (next && (!(pg = pool_page_lookup(next)) || pg->cls != cls ||
+                               !hak_block_marked_free(next)))))
         hak_fatal("malloc(): corrupted free list (link to %p)", next);
 }
 

@@ -21,7 +21,7 @@ extern HAK_HIDDEN uint8_t pool_class_units[POOL_NUM_CLASSES];
 /* Thread caches move blocks in batches of about POOL_BATCH_BYTES, at least
  * POOL_BATCH_MIN and at most POOL_BATCH_MAX blocks; a thread's batch of a
  * class starts at POOL_BATCH_MIN and grows with use. */
-#define POOL_BATCH_BYTES (128u * 1024u)
+#define POOL_BATCH_BYTES (512u * 1024u)
 #define POOL_BATCH_MIN 2u
 #define POOL_BATCH_MAX 64u
 /* The largest batch of each class, filled at init. */
