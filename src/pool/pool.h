@@ -40,7 +40,7 @@ struct pool_page {
     void *free;          /* freed blocks (class lock) */
     struct pool_page *next, *prev; /* class partial or empty list */
     uint64_t div_magic;  /* hak_div_magic(stride) */
-    uint64_t empty_since; /* hak_clock_ms() when the page became empty */
+    uint64_t empty_since; /* when pool_purge first saw the page empty; 0 before */
     uint32_t start_off;  /* first block, as an offset from the chunk (see
                             struct tiny_slab: no pointers to live blocks) */
     uint32_t stride;     /* == pool_class_size[cls]: the one stride */
@@ -105,16 +105,6 @@ HAK_INLINE struct pool_page *pool_page_lookup(const void *p)
     return pg;
 }
 
-/* Whether a decoded cache link can be followed at once: it is another block
- * of the same 64 KiB unit, hence of the same page and class (blocks start at
- * multiples of POOL_CLASS_GRAIN).  A self-link fails the test, and so does
- * the NULL that ends a list. */
-HAK_INLINE bool pool_link_is_near(const void *b, const void *next)
-{
-    uintptr_t x = (uintptr_t)b ^ (uintptr_t)next;
-    return x - 1 < POOL_UNIT_SIZE - 1 && !(x & (POOL_CLASS_GRAIN - 1));
-}
-
 /* Whether next, the decoded link of free block b of class cls, may be
  * followed: NULL (the end of the list), or a pool block position of class
  * cls in a page in use.  Every pop of a thread cache passes here; it costs a
@@ -124,9 +114,7 @@ HAK_INLINE bool pool_link_is_near(const void *b, const void *next)
  * block boundary and carries the free mark. */
 HAK_INLINE bool pool_link_ok(const void *b, void *next, unsigned cls)
 {
-    if (HAK_LIKELY(pool_link_is_near(b, next)))
-        return true;
-    if (!next)
+    if (HAK_UNLIKELY(!next))
         return true;
     if (next == b || ((uintptr_t)next & (POOL_CLASS_GRAIN - 1)) ||
         hak_registry_kind(next) != HAK_CHUNK_POOL)

@@ -21,7 +21,7 @@ extern HAK_HIDDEN uint8_t pool_class_units[POOL_NUM_CLASSES];
 /* Thread caches move blocks in batches of about POOL_BATCH_BYTES, at least
  * POOL_BATCH_MIN and at most POOL_BATCH_MAX blocks; a thread's batch of a
  * class starts at POOL_BATCH_MIN and grows with use. */
-#define POOL_BATCH_BYTES (512u * 1024u)
+#define POOL_BATCH_BYTES (256u * 1024u)
 #define POOL_BATCH_MIN 2u
 #define POOL_BATCH_MAX 64u
 /* The largest batch of each class, filled at init. */
@@ -43,8 +43,9 @@ HAK_INLINE unsigned pool_class_of(size_t size)
 {
     size_t n = size - 1;
     unsigned e = 63u - (unsigned)__builtin_clzll(n); /* POOL_BASE_SHIFT .. 15 */
-    return ((e - POOL_BASE_SHIFT) << POOL_CLASS_SPLIT_SHIFT) +
-           (unsigned)((n >> (e - POOL_CLASS_SPLIT_SHIFT)) & ((1u << POOL_CLASS_SPLIT_SHIFT) - 1));
+    /* n >> (e - split) is 1 << split plus the class within the power of two */
+    return (e << POOL_CLASS_SPLIT_SHIFT) + (unsigned)(n >> (e - POOL_CLASS_SPLIT_SHIFT)) -
+           ((POOL_BASE_SHIFT + 1u) << POOL_CLASS_SPLIT_SHIFT);
 }
 
 #endif
