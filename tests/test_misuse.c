@@ -743,25 +743,31 @@ START_TEST(overflow_into_free_tiny)
 }
 END_TEST
 
+/* fn() on a freed POOL_SIZE block, damaged once with an address outside
+ * the heap and once with garbage, must abort with a hakmem: message. */
+static void uaf_pool_each_plant(void (*fn)(void), const char *what)
+{
+    static const char *const kinds[] = {"link to static data", "garbage"};
+    const uintptr_t plants[] = {(uintptr_t)(g_victim + 4096),
+                                (uintptr_t)0x4141414141414141ull};
+    for (int i = 0; i < 2; i++) {
+        char desc[128];
+        snprintf(desc, sizeof desc, "%s (%s)", what, kinds[i]);
+        g_plant = plants[i];
+        g_p = malloc(POOL_SIZE);
+        expect_abort_any(fn, desc);
+    }
+}
+
 START_TEST(uaf_pool_outside)
 {
-    g_plant = (uintptr_t)(g_victim + 4096);
-    g_p = malloc(POOL_SIZE);
-    expect_abort_any(uaf_pool, "pool write-after-free (link to static data)");
-    g_plant = (uintptr_t)0x4141414141414141ull;
-    g_p = malloc(POOL_SIZE);
-    expect_abort_any(uaf_pool, "pool write-after-free (garbage)");
+    uaf_pool_each_plant(uaf_pool, "pool write-after-free");
 }
 END_TEST
 
 START_TEST(uaf_pool_flushed)
 {
-    g_plant = (uintptr_t)(g_victim + 4096);
-    g_p = malloc(POOL_SIZE);
-    expect_abort_any(uaf_pool_travel, "pool write-after-free, flushed and trimmed (static data)");
-    g_plant = (uintptr_t)0x4141414141414141ull;
-    g_p = malloc(POOL_SIZE);
-    expect_abort_any(uaf_pool_travel, "pool write-after-free, flushed and trimmed (garbage)");
+    uaf_pool_each_plant(uaf_pool_travel, "pool write-after-free, flushed and trimmed");
 }
 END_TEST
 
