@@ -13,6 +13,8 @@
 ##                        malloc_stats, malloc_info
 ##   tests/test_static_link  a fully static program calling mallopt,
 ##                        malloc_stats and malloc_info links with libhakmem.a
+##   tests/test_pool      the pool tier's memory: RSS of threads holding one
+##                        block, no purge in a churn, purge on malloc_trim
 ##   tests/realprog.sh    python3, sort, sqlite3 under LD_PRELOAD of hakmem
 ##   tests/memory.sh      address space, RSS, system calls and huge pages
 
@@ -34,7 +36,8 @@ hakmem_check_tests = \
 	tests/test_threads \
 	tests/test_fork \
 	tests/test_badfree \
-	tests/test_glibc
+	tests/test_glibc \
+	tests/test_pool
 check_PROGRAMS += $(hakmem_check_tests)
 TESTS += $(hakmem_check_tests)
 
@@ -62,6 +65,10 @@ tests_test_glibc_SOURCES = tests/test_glibc.c
 tests_test_glibc_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_glibc_CFLAGS = $(hakmem_test_cflags)
 tests_test_glibc_LDADD = $(hakmem_test_ldadd)
+tests_test_pool_SOURCES = tests/test_pool.c
+tests_test_pool_CPPFLAGS = $(hakmem_test_cppflags)
+tests_test_pool_CFLAGS = $(hakmem_test_cflags)
+tests_test_pool_LDADD = $(hakmem_test_ldadd)
 endif
 
 ## Fully static (libtool's -all-static): libhakmem.a and libc.a together.

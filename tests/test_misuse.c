@@ -4,7 +4,8 @@
  *
  *   - free / realloc / malloc_usable_size of an interior pointer, in each
  *     tier (tiny p+16 of a 64-byte block, pool p+256 of a 4 KiB block, large
- *     p+4096 of a 1 MiB block)                    -> "invalid pointer 0x<q>";
+ *     p+4096 of a 1 MiB block), and free of a pool slot that was never
+ *     carved                                      -> "invalid pointer 0x<q>";
  *   - double free, immediately, in each tier      -> "double free 0x<p>";
  *   - double free after other operations: the block in the thread's cache,
  *     flushed from the cache to its slab, returned to its slab by a thread
@@ -21,8 +22,10 @@
  *     its thread exited;
  *   - a write-after-free (or an overflow from the previous block) that
  *     corrupts a freed block's free-list link, followed by mallocs of that
- *     class: the damaged link must be detected (abort with a `hakmem: `
- *     message) and memory outside the heap must never be handed out;
+ *     class (for the pool also after the block was flushed from the thread's
+ *     cache and malloc_trim returned every list to its pages): the damaged
+ *     link must be detected (abort with a `hakmem: ` message) and memory
+ *     outside the heap must never be handed out;
  *   - the hardening holds (issue 8): the old self-link attack (word 0 :=
  *     ~word 1) and a link copied from another block, in the cache and on a
  *     remote stack, end in a `hakmem: ` abort or hand out no block twice;
@@ -201,6 +204,21 @@ END_TEST
 START_TEST(interior_pool) { interior(POOL_SIZE, POOL_OFF); }
 END_TEST
 START_TEST(interior_large) { interior(LARGE_SIZE, LARGE_OFF); }
+END_TEST
+
+/* pool: the slot after a block that a fresh page just carved was never
+ * handed out; freeing it must be refused (it would be handed out twice). */
+#define POOL_FRESH_SIZE 45000 /* a class no other test here uses */
+START_TEST(uncarved_pool)
+{
+    char *p = malloc(POOL_FRESH_SIZE);
+    ck_assert_ptr_nonnull(p);
+    g_p = p;
+    g_q = p + malloc_usable_size(p);
+    expect_abort(do_free, "free", "invalid pointer", NULL, g_q);
+    expect_abort(do_usable, "malloc_usable_size", "invalid pointer", NULL, g_q);
+    free(p);
+}
 END_TEST
 
 /* A few more interior offsets per tier (still never a block start). */
@@ -657,6 +675,24 @@ static void uaf_pool(void)
     malloc_until_caught(POOL_SIZE, 20000);
 }
 
+/* A damaged link in a pool block that then travels: enough frees of its
+ * class to push it out of the thread's cache, then malloc_trim, which
+ * returns every list to its pages, then mallocs. */
+static void uaf_pool_travel(void)
+{
+    enum { N = 600 };
+    static void *blk[N];
+    for (int i = 0; i < N; i++)
+        blk[i] = malloc(POOL_SIZE);
+    void *p = g_p;
+    free(p);
+    plant(p, 64);
+    for (int i = 0; i < N; i++)
+        free(blk[i]);
+    malloc_trim(0);
+    malloc_until_caught(POOL_SIZE, 20000);
+}
+
 START_TEST(uaf_tiny_outside)
 {
     g_plant = (uintptr_t)(g_victim + 4096);
@@ -715,14 +751,31 @@ START_TEST(overflow_into_free_tiny)
 }
 END_TEST
 
+/* fn() on a freed POOL_SIZE block, damaged once with an address outside
+ * the heap and once with garbage, must abort with a hakmem: message. */
+static void uaf_pool_each_plant(void (*fn)(void), const char *what)
+{
+    static const char *const kinds[] = {"link to static data", "garbage"};
+    const uintptr_t plants[] = {(uintptr_t)(g_victim + 4096),
+                                (uintptr_t)0x4141414141414141ull};
+    for (int i = 0; i < 2; i++) {
+        char desc[128];
+        snprintf(desc, sizeof desc, "%s (%s)", what, kinds[i]);
+        g_plant = plants[i];
+        g_p = malloc(POOL_SIZE);
+        expect_abort_any(fn, desc);
+    }
+}
+
 START_TEST(uaf_pool_outside)
 {
-    g_plant = (uintptr_t)(g_victim + 4096);
-    g_p = malloc(POOL_SIZE);
-    expect_abort_any(uaf_pool, "pool write-after-free (link to static data)");
-    g_plant = (uintptr_t)0x4141414141414141ull;
-    g_p = malloc(POOL_SIZE);
-    expect_abort_any(uaf_pool, "pool write-after-free (garbage)");
+    uaf_pool_each_plant(uaf_pool, "pool write-after-free");
+}
+END_TEST
+
+START_TEST(uaf_pool_flushed)
+{
+    uaf_pool_each_plant(uaf_pool_travel, "pool write-after-free, flushed and trimmed");
 }
 END_TEST
 
@@ -954,6 +1007,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, interior_pool);
     tcase_add_test(tc, interior_large);
     tcase_add_test(tc, interior_more);
+    tcase_add_test(tc, uncarved_pool);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("double_free");
@@ -989,6 +1043,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, corrupt_link_then_flush);
     tcase_add_test(tc, remote_stack_self_link);
     tcase_add_test(tc, no_canary_in_free_blocks);
+    tcase_add_test(tc, uaf_pool_flushed);
     suite_add_tcase(s, tc);
 
     SRunner *sr = srunner_create(s);

@@ -36,6 +36,10 @@ static struct pool_class_state {
     struct pool_page *empty;    /* empty pages, most recently emptied first */
     uint32_t nxfer;
     struct pool_xfer xfer[POOL_XFER_SLOTS]; /* the transfer cache */
+    /* When pool_purge first saw the transfer cache idle (0: not since the
+     * last list was taken); lists idle for the purge delay go back to their
+     * pages, so that their pages can empty. */
+    uint64_t xfer_idle_since;
 } __attribute__((aligned(64))) classes[POOL_NUM_CLASSES];
 
 /* All pool chunks, newest first; chunks are never unmapped (their free units
@@ -187,6 +191,7 @@ static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
     pg->next = pg->prev = NULL;
     for (unsigned k = 1; k < units; k++) {
         c->pages[first + k].head = (uint8_t)first;
+        c->pages[first + k].cls = (uint8_t)cls;
         atomic_store_explicit(&c->pages[first + k].state, POOL_UNIT_TAIL, memory_order_release);
     }
     atomic_store_explicit(&pg->state, POOL_PAGE_FULL, memory_order_release);
@@ -207,7 +212,10 @@ static void page_release(struct pool_page *pg)
 
 void pool_check_link(const void *b, void *next, unsigned cls)
 {
-    if (HAK_UNLIKELY(!pool_link_ok(b, next, cls) || (next && !hak_block_marked_free(next))))
+    struct pool_page *pg;
+    if (HAK_UNLIKELY(!pool_link_ok(b, next, cls) ||
+                     (next && (!(pg = pool_page_lookup(next)) || pg->cls != cls ||
+                               !hak_block_marked_free(next)))))
         hak_fatal("malloc(): corrupted free list (link to %p)", next);
 }
 
@@ -261,13 +269,20 @@ static struct pool_page *page_acquire(struct pool_class_state *cs, unsigned cls,
     return pg;
 }
 
+/* Whether q is a block that page pg carved. */
+static bool page_has_block(const struct pool_page *pg, const void *q)
+{
+    uintptr_t rel = (uintptr_t)q - (uintptr_t)page_start(pg);
+    return rel < atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed) &&
+           hak_divisible((uint32_t)rel, pg->div_magic);
+}
+
 /* Pops the first block of page pg's free list (class lock held). */
 static void *page_pop(struct pool_page *pg)
 {
     void *b = pg->free;
     void *next = hak_link_get(b);
-    if (HAK_UNLIKELY(next && (next == b || hak_chunk_base(next) != hak_chunk_base(b) ||
-                              pool_page_lookup(next) != pg)))
+    if (HAK_UNLIKELY(next && (next == b || !page_has_block(pg, next))))
         hak_fatal("malloc(): corrupted free list of pool page %p (link to %p)",
                   (void *)page_start(pg), next);
     pg->free = next;
@@ -308,17 +323,21 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list, struct pool
     uint32_t got = 0;
     hak_lock(&cs->lock);
     if (want > 1 && cs->nxfer) {
+        cs->xfer_idle_since = 0;
         struct pool_xfer *x = &cs->xfer[--cs->nxfer];
         *list = x->head;
         got = x->n;
         hak_unlock(&cs->lock);
         return got;
     }
-    bool carved = false;
+    bool carved = false, acquired = false;
     while (got < want) {
         struct pool_page *pg = cs->partial;
-        if (!pg && !(pg = page_acquire(cs, cls, arena)))
-            break;
+        if (!pg) {
+            acquired = true;
+            if (!(pg = page_acquire(cs, cls, arena)))
+                break;
+        }
         while (got < want && pg->free) {
             void *b = page_pop(pg);
             hak_link_set(b, *list);
@@ -337,12 +356,15 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list, struct pool
         }
     }
     hak_unlock(&cs->lock);
+    if (acquired)
+        hak_purge_tick();
     return got;
 }
 
 /* Returns one block to its page (class lock held).  A page that empties
- * goes onto the class's empty list, stamped for the purge delay. */
-static void page_put(struct pool_class_state *cs, struct pool_page *pg, void *b)
+ * goes onto the class's empty list, unstamped: pool_purge stamps it with
+ * the time it first sees it, which spares a clock read here. */
+static bool page_put(struct pool_class_state *cs, struct pool_page *pg, void *b)
 {
     hak_link_set(b, pg->free);
     pg->free = b;
@@ -352,9 +374,11 @@ static void page_put(struct pool_class_state *cs, struct pool_page *pg, void *b)
     if (pg->used == 0) {
         list_remove(&cs->partial, pg);
         atomic_store_explicit(&pg->state, POOL_PAGE_EMPTY, memory_order_relaxed);
-        pg->empty_since = hak_clock_ms();
+        pg->empty_since = 0;
         list_push(&cs->empty, pg);
+        return true;
     }
+    return false;
 }
 
 /* Returns the blocks of list to their pages, block by block, checking each
@@ -401,9 +425,7 @@ size_t pool_usable_size(void *p, const char *func)
 /* Shared pool: each malloc and free takes its class's lock. */
 void *pool_alloc(unsigned cls)
 {
-    void *b = pool_shared_alloc(cls);
-    hak_purge_tick();
-    return b;
+    return pool_shared_alloc(cls);
 }
 
 void pool_free(void *p, const char *func)
@@ -416,26 +438,38 @@ void pool_free(void *p, const char *func)
         hak_warn("pool: free %p class=%u", p, cls);
     struct pool_class_state *cs = &classes[cls];
     hak_lock(&cs->lock);
-    page_put(cs, pg, p);
+    bool emptied = page_put(cs, pg, p);
     hak_unlock(&cs->lock);
+    if (emptied)
+        hak_purge_tick();
 }
 #endif
 
 /* Releases the class's empty pages that are due (all of them when `all`),
- * after returning the transfer cache's lists to their pages when `all`. */
+ * after returning the transfer cache's lists to their pages when they have
+ * been idle for the delay (or `all`).
+ * A page is due once the purge delay has passed since the first call that
+ * saw it empty: it is purged no sooner than the delay after it emptied, and
+ * at most a tick interval later than an exact stamp would allow. */
 size_t pool_purge(uint64_t now_ms, bool all)
 {
     size_t bytes = 0;
     for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++) {
         struct pool_class_state *cs = &classes[cls];
         hak_lock(&cs->lock);
-        if (all)
+        if (cs->nxfer && !all && !cs->xfer_idle_since)
+            cs->xfer_idle_since = now_ms;
+        if (all || (cs->nxfer && hak_purge_due(cs->xfer_idle_since, now_ms))) {
             while (cs->nxfer) {
                 struct pool_xfer *x = &cs->xfer[--cs->nxfer];
                 list_put_pages(cs, cls, x->head, x->n);
             }
+            cs->xfer_idle_since = 0;
+        }
         for (struct pool_page *pg = cs->empty, *next; pg; pg = next) {
             next = pg->next;
+            if (!pg->empty_since)
+                pg->empty_since = now_ms;
             if (all || hak_purge_due(pg->empty_since, now_ms)) {
                 list_remove(&cs->empty, pg);
                 bytes += atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed);

@@ -40,7 +40,7 @@ struct pool_page {
     void *free;          /* freed blocks (class lock) */
     struct pool_page *next, *prev; /* class partial or empty list */
     uint64_t div_magic;  /* hak_div_magic(stride) */
-    uint64_t empty_since; /* hak_clock_ms() when the page became empty */
+    uint64_t empty_since; /* when pool_purge first saw the page empty; 0 before */
     uint32_t start_off;  /* first block, as an offset from the chunk (see
                             struct tiny_slab: no pointers to live blocks) */
     uint32_t stride;     /* == pool_class_size[cls]: the one stride */
@@ -50,7 +50,7 @@ struct pool_page {
      * lies below the value its freeing thread sees. */
     _Atomic uint32_t carved_bytes;
     uint32_t used;       /* blocks outside the page */
-    uint8_t cls;
+    uint8_t cls;         /* also in the records of a page's later units */
     uint8_t units;       /* length of the page in units */
     uint8_t head;        /* for POOL_UNIT_TAIL: index of the page's first unit */
     _Atomic uint8_t state;
@@ -78,13 +78,20 @@ HAK_HIDDEN size_t pool_purge(uint64_t now_ms, bool all);
 
 /* Shared layer, used by pool.c and pool_tls.c. */
 
+/* The unit record of the 64 KiB unit holding p (p in a pool chunk). */
+HAK_INLINE struct pool_page *pool_unit_of(const void *p)
+{
+    struct pool_chunk *c = (struct pool_chunk *)hak_chunk_base(p);
+    return &c->pages[((uintptr_t)p & HAK_CHUNK_MASK) >> POOL_UNIT_SHIFT];
+}
+
 /* The page of pool block p (p in a pool chunk), or NULL if p is not a block
  * that was carved from a page in use: the one validity test of the tier. */
 HAK_INLINE struct pool_page *pool_page_lookup(const void *p)
 {
     struct pool_chunk *c = (struct pool_chunk *)hak_chunk_base(p);
     uint32_t off = (uint32_t)((uintptr_t)p & HAK_CHUNK_MASK);
-    struct pool_page *pg = &c->pages[off >> POOL_UNIT_SHIFT];
+    struct pool_page *pg = pool_unit_of(p);
     uint8_t st = atomic_load_explicit(&pg->state, memory_order_acquire);
     if (HAK_UNLIKELY(st == POOL_UNIT_TAIL)) {
         pg = &c->pages[pg->head];
@@ -98,31 +105,23 @@ HAK_INLINE struct pool_page *pool_page_lookup(const void *p)
     return pg;
 }
 
-/* Whether a decoded cache link can be followed at once: it is another block
- * of the same 64 KiB unit, hence of the same page and class (blocks start at
- * multiples of POOL_CLASS_GRAIN).  A self-link fails the test, and so does
- * the NULL that ends a list. */
-HAK_INLINE bool pool_link_is_near(const void *b, const void *next)
-{
-    uintptr_t x = (uintptr_t)b ^ (uintptr_t)next;
-    return x - 1 < POOL_UNIT_SIZE - 1 && !(x & (POOL_CLASS_GRAIN - 1));
-}
-
 /* Whether next, the decoded link of free block b of class cls, may be
- * followed: NULL (the end of the list), or another block of class cls, as
- * carved.  Every pop of a thread cache passes here; pool_check_link aborts
- * where it fails.  (Whether next carries the free mark is not asked here:
- * that load would miss the cache on every pop; pool_check_link asks it.) */
+ * followed: NULL (the end of the list), or a pool block position of class
+ * cls in a page in use.  Every pop of a thread cache passes here; it costs a
+ * few instructions and no load from another block, and rejects garbage,
+ * self-links and links to other classes, other tiers or outside the heap.
+ * pool_check_link, on the slow paths, also asks that next was carved, is a
+ * block boundary and carries the free mark. */
 HAK_INLINE bool pool_link_ok(const void *b, void *next, unsigned cls)
 {
-    if (HAK_LIKELY(pool_link_is_near(b, next)))
+    if (HAK_UNLIKELY(!next))
         return true;
-    if (!next)
-        return true;
-    if (next == b || hak_registry_kind(next) != HAK_CHUNK_POOL)
+    if (next == b || ((uintptr_t)next & (POOL_CLASS_GRAIN - 1)) ||
+        hak_registry_kind(next) != HAK_CHUNK_POOL)
         return false;
-    struct pool_page *pg = pool_page_lookup(next);
-    return pg && pg->cls == cls;
+    const struct pool_page *u = pool_unit_of(next);
+    uint8_t st = atomic_load_explicit(&u->state, memory_order_relaxed);
+    return u->cls == cls && st != POOL_UNIT_FREE && st != POOL_PAGE_EMPTY;
 }
 
 /* pool_page_lookup, or abort with "<func>(): invalid pointer". */

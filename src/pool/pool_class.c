@@ -12,17 +12,20 @@ const uint32_t pool_class_size[POOL_NUM_CLASSES] = {
 
 uint8_t pool_class_units[POOL_NUM_CLASSES];
 uint8_t pool_class_batch_max[POOL_NUM_CLASSES];
-uint8_t pool_class_of_index[HAK_POOL_MAX / POOL_CLASS_GRAIN];
 
 void pool_size_class_init(void)
 {
-    unsigned cls = 0;
-    for (unsigned i = 0; i < HAK_POOL_MAX / POOL_CLASS_GRAIN; i++) {
-        while (pool_class_size[cls] < (i + 1) * POOL_CLASS_GRAIN)
-            cls++;
-        pool_class_of_index[i] = (uint8_t)cls;
-    }
-    for (cls = 0; cls < POOL_NUM_CLASSES; cls++) {
+    /* pool_class_of must name the smallest class that holds each size:
+     * class sizes are multiples of the grain, so checking both ends of
+     * every grain checks every size. */
+    for (size_t g = HAK_TINY_MAX; g < HAK_POOL_MAX; g += POOL_CLASS_GRAIN)
+        for (size_t s = g + 1; s <= g + POOL_CLASS_GRAIN; s += POOL_CLASS_GRAIN - 1) {
+            unsigned c = pool_class_of(s);
+            if (c >= POOL_NUM_CLASSES || pool_class_size[c] < s ||
+                (c > 0 && pool_class_size[c - 1] >= s))
+                hak_fatal("pool: class of %zu bytes is %u", s, c);
+        }
+    for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++) {
         unsigned units = 1;
         for (; units < POOL_MAX_PAGE_UNITS; units *= 2) {
             size_t page = (size_t)units << POOL_UNIT_SHIFT;

@@ -1,0 +1,164 @@
+/*
+ * test_pool.c - the pool tier's memory behaviour:
+ *
+ *   - 200 threads each holding one 4000-byte block cost at most 32 KiB of
+ *     RSS per thread (a thread's first pool block carves at most a page, it
+ *     does not pre-warm a cache);
+ *   - allocating and freeing 40 blocks of 30 KB, 1,000 times, makes no
+ *     madvise call after the first round (pages that empty are kept for the
+ *     purge delay, not purged at once), and malloc_trim(0) then does purge.
+ *
+ * madvise is counted by defining it here: the library's calls resolve to
+ * this definition, which passes them on to the kernel.  The process re-runs
+ * itself once with HAKMEM_PURGE_DELAY_MS set to an hour, so that no purge
+ * is due during the test however slowly it runs.
+ */
+#include <check.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define PURGE_DELAY_ENV "HAKMEM_PURGE_DELAY_MS"
+#define PURGE_DELAY_MS "3600000"
+
+static atomic_long madvise_calls;
+
+int madvise(void *addr, size_t len, int advice)
+{
+    atomic_fetch_add(&madvise_calls, 1);
+    return (int)syscall(SYS_madvise, addr, len, advice);
+}
+
+/* Resident bytes of the process, from /proc/self/statm. */
+static size_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    ck_assert_ptr_nonnull(f);
+    unsigned long size = 0, resident = 0;
+    ck_assert_int_eq(fscanf(f, "%lu %lu", &size, &resident), 2);
+    fclose(f);
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* ---------------------------------------------- RSS of holding threads */
+
+#define HOLDERS 200
+#define HOLD_SIZE 4000
+#define HOLD_RSS_PER_THREAD (32 * 1024)
+
+static pthread_barrier_t hold_barrier;
+
+static void *holder(void *arg)
+{
+    (void)arg;
+    char *p = malloc(HOLD_SIZE);
+    if (p)
+        memset(p, 0x5a, HOLD_SIZE);
+    pthread_barrier_wait(&hold_barrier); /* everybody holds a block */
+    pthread_barrier_wait(&hold_barrier); /* RSS measured */
+    free(p);
+    return p;
+}
+
+START_TEST(holding_threads_rss)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    /* one thread first, so one-time costs are not counted per thread */
+    pthread_t t[HOLDERS];
+    ck_assert_int_eq(pthread_barrier_init(&hold_barrier, NULL, 2), 0);
+    ck_assert_int_eq(pthread_create(&t[0], &attr, holder, NULL), 0);
+    pthread_barrier_wait(&hold_barrier);
+    pthread_barrier_wait(&hold_barrier);
+    void *got;
+    pthread_join(t[0], &got);
+    ck_assert_ptr_nonnull(got);
+    pthread_barrier_destroy(&hold_barrier);
+
+    ck_assert_int_eq(pthread_barrier_init(&hold_barrier, NULL, HOLDERS + 1), 0);
+    size_t before = rss_bytes();
+    for (int i = 0; i < HOLDERS; i++)
+        ck_assert_int_eq(pthread_create(&t[i], &attr, holder, NULL), 0);
+    pthread_barrier_wait(&hold_barrier);
+    size_t after = rss_bytes();
+    pthread_barrier_wait(&hold_barrier);
+    for (int i = 0; i < HOLDERS; i++) {
+        pthread_join(t[i], &got);
+        ck_assert_ptr_nonnull(got);
+    }
+    pthread_barrier_destroy(&hold_barrier);
+    pthread_attr_destroy(&attr);
+    size_t per_thread = after > before ? (after - before) / HOLDERS : 0;
+    printf("holding threads: %zu bytes of RSS per thread\n", per_thread);
+    ck_assert_msg(per_thread <= HOLD_RSS_PER_THREAD,
+                  "%d threads holding one %d-byte block: %zu bytes of RSS per thread (> %d)",
+                  HOLDERS, HOLD_SIZE, per_thread, HOLD_RSS_PER_THREAD);
+}
+END_TEST
+
+/* ------------------------------------------------- no purge in a churn */
+
+#define CHURN_BLOCKS 40
+#define CHURN_SIZE 30000
+#define CHURN_ROUNDS 1000
+
+static void churn_round(unsigned round)
+{
+    unsigned char *b[CHURN_BLOCKS];
+    for (unsigned i = 0; i < CHURN_BLOCKS; i++) {
+        b[i] = malloc(CHURN_SIZE);
+        ck_assert_ptr_nonnull(b[i]);
+        b[i][0] = b[i][CHURN_SIZE - 1] = (unsigned char)(round + i);
+    }
+    for (unsigned i = 0; i < CHURN_BLOCKS; i++) {
+        ck_assert_uint_eq(b[i][0], (unsigned char)(round + i));
+        ck_assert_uint_eq(b[i][CHURN_SIZE - 1], (unsigned char)(round + i));
+        free(b[i]);
+    }
+}
+
+START_TEST(churn_no_purge)
+{
+    churn_round(0);
+    long first = atomic_load(&madvise_calls);
+    for (unsigned r = 1; r < CHURN_ROUNDS; r++)
+        churn_round(r);
+    long later = atomic_load(&madvise_calls) - first;
+    ck_assert_msg(later == 0, "%ld madvise calls in rounds 2..%d of the churn", later, CHURN_ROUNDS);
+    /* what the churn left empty is purged on demand */
+    long before_trim = atomic_load(&madvise_calls);
+    malloc_trim(0);
+    ck_assert_msg(atomic_load(&madvise_calls) > before_trim, "malloc_trim(0) purged nothing");
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    const char *delay = getenv(PURGE_DELAY_ENV);
+    if (!delay || strcmp(delay, PURGE_DELAY_MS) != 0) {
+        setenv(PURGE_DELAY_ENV, PURGE_DELAY_MS, 1);
+        execv("/proc/self/exe", argv);
+        perror("test_pool: re-running /proc/self/exe");
+        return EXIT_FAILURE;
+    }
+    Suite *s = suite_create("pool");
+    TCase *tc = tcase_create("memory");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, holding_threads_rss);
+    tcase_add_test(tc, churn_no_purge);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
