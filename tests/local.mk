@@ -8,6 +8,8 @@
 ##                        thousands of short-lived threads
 ##   tests/test_fork      fork from a multithreaded process, fork in a handler
 ##   tests/test_badfree   invalid pointers are reported and abort
+##   tests/test_pages     the large tier and its page-run layer: placement,
+##                        coalescing, realloc in place, misuse, trim, threads
 ##   tests/realprog.sh    python3, sort, sqlite3 under LD_PRELOAD of hakmem
 ##   tests/memory.sh      address space, RSS, system calls and huge pages
 
@@ -28,7 +30,8 @@ hakmem_check_tests = \
 	tests/test_contract \
 	tests/test_threads \
 	tests/test_fork \
-	tests/test_badfree
+	tests/test_badfree \
+	tests/test_pages
 check_PROGRAMS += $(hakmem_check_tests)
 TESTS += $(hakmem_check_tests)
 
@@ -51,6 +54,11 @@ tests_test_badfree_SOURCES = tests/test_badfree.c
 tests_test_badfree_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_badfree_CFLAGS = $(hakmem_test_cflags)
 tests_test_badfree_LDADD = $(hakmem_test_ldadd)
+
+tests_test_pages_SOURCES = tests/test_pages.c
+tests_test_pages_CPPFLAGS = $(hakmem_test_cppflags)
+tests_test_pages_CFLAGS = $(hakmem_test_cflags)
+tests_test_pages_LDADD = $(hakmem_test_ldadd)
 endif
 
 TESTS += tests/realprog.sh
