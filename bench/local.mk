@@ -22,7 +22,10 @@ BENCH_PROGS = \
 	bench/bench_large \
 	bench/bench_fragmentation \
 	bench/bench_thread_scaling \
-	bench/bench_fastpath
+	bench/bench_fastpath \
+	bench/bench_huge \
+	bench/bench_prodcons \
+	bench/bench_bursts
 
 EXTRA_PROGRAMS += $(BENCH_PROGS)
 CLEANFILES += $(BENCH_PROGS) \
@@ -41,6 +44,10 @@ bench_bench_fragmentation_SOURCES = bench/bench_fragmentation.c bench/bench_comm
 bench_bench_thread_scaling_SOURCES = bench/bench_thread_scaling.c bench/bench_common.h
 bench_bench_thread_scaling_LDADD = $(PTHREAD_LIBS)
 bench_bench_fastpath_SOURCES = bench/bench_fastpath.c bench/bench_common.h
+bench_bench_huge_SOURCES = bench/bench_huge.c bench/bench_common.h
+bench_bench_prodcons_SOURCES = bench/bench_prodcons.c bench/bench_common.h
+bench_bench_prodcons_LDADD = $(PTHREAD_LIBS)
+bench_bench_bursts_SOURCES = bench/bench_bursts.c bench/bench_common.h
 
 EXTRA_DIST += bench/README bench/compare.py bench/compare.sh
 

@@ -11,7 +11,8 @@
  * boundary with the header just below it (HAK_CHUNK_LARGE_ALIGNED).
  *
  * Freed mappings go to a cache (HAKMEM_LARGE_CACHE_MB) and are reused best
- * fit: a cached mapping at most twice the request is taken as it is, a longer
+ * fit: a cached mapping at most four times the request is taken as it is (a
+ * shrink would free pages only to fault them in again soon), a longer
  * one is shrunk and a shorter one grown with mremap (the pages already there
  * move without a copy).  Cached mappings are unmapped once they have stayed
  * unused for the purge delay (purge.h).
@@ -91,7 +92,7 @@ static bool remap(char **map, size_t *size, size_t want)
 
 /* A cached mapping for *size bytes, or NULL; its length in *size.  Best fit:
  * the shortest mapping of at least *size bytes, taken as it is when at most
- * twice that, else the longest shorter one; other lengths are remapped. */
+ * four times that, else the longest shorter one; other lengths are remapped. */
 static char *cache_take(size_t *size)
 {
     size_t want = *size, have = 0;
@@ -114,7 +115,7 @@ static char *cache_take(size_t *size)
     hak_unlock(&cache_lock);
     if (!map)
         return NULL;
-    if (have < want || have > 2 * want) {
+    if (have < want || have > 4 * want) {
         /* Cached mappings stay registered (a stale free finds the freed
          * header); one that may move leaves the registry first. */
         hak_registry_set(map, chunk_span(have), HAK_CHUNK_NONE, HAK_CHUNK_NONE);

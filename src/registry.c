@@ -2,6 +2,7 @@
  * registry.c - reservation and update of the chunk registry.
  */
 #include "registry.h"
+#include "os.h"
 
 #include <sys/mman.h>
 
@@ -15,6 +16,8 @@ bool hak_registry_init(void)
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return false;
+    /* Sparse: a huge page would make 2 MiB resident per byte touched. */
+    hak_os_no_huge_pages(p, HAK_REGISTRY_ENTRIES);
     unsigned char *expected = NULL;
     if (!__atomic_compare_exchange_n(&hak_registry, &expected, (unsigned char *)p, false,
                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))

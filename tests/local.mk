@@ -15,6 +15,8 @@
 ##                        malloc_stats and malloc_info links with libhakmem.a
 ##   tests/test_pool      the pool tier's memory: RSS of threads holding one
 ##                        block, no purge in a churn, purge on malloc_trim
+##   tests/test_pages     the large tier and its page-run layer: placement,
+##                        coalescing, realloc in place, misuse, trim, threads
 ##   tests/realprog.sh    python3, sort, sqlite3 under LD_PRELOAD of hakmem
 ##   tests/memory.sh      address space, RSS, system calls and huge pages
 
@@ -37,7 +39,8 @@ hakmem_check_tests = \
 	tests/test_fork \
 	tests/test_badfree \
 	tests/test_glibc \
-	tests/test_pool
+	tests/test_pool \
+	tests/test_pages
 check_PROGRAMS += $(hakmem_check_tests)
 TESTS += $(hakmem_check_tests)
 
@@ -69,6 +72,10 @@ tests_test_pool_SOURCES = tests/test_pool.c
 tests_test_pool_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_pool_CFLAGS = $(hakmem_test_cflags)
 tests_test_pool_LDADD = $(hakmem_test_ldadd)
+tests_test_pages_SOURCES = tests/test_pages.c
+tests_test_pages_CPPFLAGS = $(hakmem_test_cppflags)
+tests_test_pages_CFLAGS = $(hakmem_test_cflags)
+tests_test_pages_LDADD = $(hakmem_test_ldadd)
 endif
 
 ## Fully static (libtool's -all-static): libhakmem.a and libc.a together.

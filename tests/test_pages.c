@@ -1,0 +1,355 @@
+/*
+ * test_pages.c - the large tier and its page-run layer:
+ *
+ *  - placement: large blocks up to 1 MiB and aligned requests sit in runs
+ *    (usable size rounded to pages, not to chunks); larger blocks in a
+ *    mapping rounded to pages;
+ *  - coalescing: blocks freed in any order leave room for a block as large
+ *    as all of them, with no new mapping;
+ *  - realloc: runs shrink in place and grow into the free pages after them,
+ *    mappings are remapped; contents kept either way;
+ *  - calloc from reused (dirty) runs and mappings reads zero;
+ *  - misuse: a second free of a run (also once coalesced) is a "double
+ *    free", a pointer inside a run or into a run chunk's header an "invalid
+ *    pointer", each with one `hakmem:` line and abort;
+ *  - malloc_trim(0) gives every free run chunk and cached mapping back;
+ *  - threads: 4 threads allocate, verify, realloc and free large blocks of
+ *    random sizes, handing some to each other.
+ */
+#include <check.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hakmem.h"
+
+#define REQUIRE(cond, ...)                                                           \
+    do {                                                                             \
+        if (!(cond))                                                                 \
+            ck_abort_msg(__VA_ARGS__);                                               \
+    } while (0)
+
+#define KiB ((size_t)1024)
+#define MiB (1024 * KiB)
+#define PAGE (4 * KiB)
+#define CHUNK (2 * MiB)
+/* The documented large tier: above 52 KiB; runs up to 1 MiB. */
+#define POOL_MAX (52 * KiB)
+#define RUN_MAX MiB
+
+static size_t large_mapped(void)
+{
+    struct hak_stats s;
+    hak_stats_get(&s);
+    return (size_t)s.tier[HAK_TIER_LARGE].mapped_bytes;
+}
+
+static void fill(unsigned char *p, size_t n, unsigned char v)
+{
+    memset(p, v, n);
+}
+
+static void verify(const unsigned char *p, size_t n, unsigned char v)
+{
+    for (size_t i = 0; i < n; i++)
+        REQUIRE(p[i] == v, "byte %zu of %zu is %u, not %u", i, n, p[i], v);
+}
+
+START_TEST(placement)
+{
+    static const size_t sizes[] = {POOL_MAX + 1, 64 * KiB, 100 * 1000, 256 * KiB + 1, RUN_MAX};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        void *p = malloc(sizes[i]);
+        ck_assert_ptr_nonnull(p);
+        size_t u = malloc_usable_size(p);
+        ck_assert_uint_ge(u, sizes[i]);
+        ck_assert_uint_lt(u, sizes[i] + PAGE);
+        free(p);
+    }
+    /* Above the threshold: a mapping rounded to pages, not to chunks. */
+    void *p = malloc(5 * MiB + 1);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_lt(malloc_usable_size(p), 5 * MiB + 2 * PAGE);
+    free(p);
+    /* Aligned requests: inside runs, usable size about the request. */
+    static const size_t aligns[] = {8 * KiB, 64 * KiB, 256 * KiB, MiB};
+    for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
+        void *q = aligned_alloc(aligns[i], 64);
+        ck_assert_ptr_nonnull(q);
+        ck_assert_uint_eq((uintptr_t)q % aligns[i], 0);
+        ck_assert_uint_le(malloc_usable_size(q), aligns[i]);
+        free(q);
+    }
+    void *m = memalign(64, 40000);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_uint_lt(malloc_usable_size(m), 40000 + PAGE);
+    free(m);
+    m = memalign(4096, 100);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_uint_eq((uintptr_t)m % 4096, 0);
+    ck_assert_uint_le(malloc_usable_size(m), 4096);
+    free(m);
+}
+END_TEST
+
+START_TEST(coalescing)
+{
+    enum { N = 16 };
+    static const unsigned order[N] = {3, 9, 0, 15, 6, 12, 1, 7, 14, 4, 10, 2, 13, 5, 11, 8};
+    void *b[N];
+    /* Settle: one chunk's worth, so what follows has its chunk. */
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++) {
+            b[i] = malloc(64 * KiB);
+            ck_assert_ptr_nonnull(b[i]);
+            fill(b[i], 64 * KiB, (unsigned char)i);
+        }
+        size_t mapped = large_mapped();
+        for (int i = 0; i < N; i++) {
+            verify(b[order[i]], 64 * KiB, (unsigned char)order[i]);
+            free(b[order[i]]);
+        }
+        /* The 16 freed runs, merged, hold a 1 MiB block: no new mapping. */
+        void *big = malloc(RUN_MAX);
+        ck_assert_ptr_nonnull(big);
+        fill(big, RUN_MAX, 0x5a);
+        ck_assert_uint_le(large_mapped(), mapped);
+        free(big);
+    }
+}
+END_TEST
+
+START_TEST(realloc_runs)
+{
+    /* Shrinking stays put and keeps the contents. */
+    unsigned char *p = malloc(RUN_MAX);
+    ck_assert_ptr_nonnull(p);
+    fill(p, RUN_MAX, 0x11);
+    unsigned char *q = realloc(p, 100 * KiB);
+    ck_assert_ptr_eq(q, p);
+    verify(q, 100 * KiB, 0x11);
+    /* The pages given back are free right after the block: it grows into
+     * them in place. */
+    q = realloc(q, 900 * KiB);
+    ck_assert_ptr_eq(q, p);
+    verify(q, 100 * KiB, 0x11);
+    fill(q, 900 * KiB, 0x22);
+    /* Growing past the run threshold moves it into a mapping, then mremap. */
+    for (size_t n = 2 * MiB; n <= 16 * MiB; n *= 2) {
+        q = realloc(q, n);
+        ck_assert_ptr_nonnull(q);
+        verify(q, 900 * KiB, 0x22);
+        ck_assert_uint_ge(malloc_usable_size(q), n);
+    }
+    unsigned char *r = realloc(q, 1 * MiB); /* a big shrink of a mapping */
+    ck_assert_ptr_eq(r, q);
+    verify(r, 900 * KiB, 0x22);
+    free(r);
+}
+END_TEST
+
+START_TEST(calloc_reused)
+{
+    static const size_t sizes[] = {100 * KiB, 700 * KiB, 3 * MiB};
+    for (int round = 0; round < 4; round++) {
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            unsigned char *p = malloc(sizes[i]);
+            ck_assert_ptr_nonnull(p);
+            fill(p, sizes[i], 0xff);
+            free(p);
+            p = calloc(1, sizes[i]);
+            ck_assert_ptr_nonnull(p);
+            verify(p, sizes[i], 0);
+            free(p);
+        }
+    }
+}
+END_TEST
+
+START_TEST(trim_gives_back)
+{
+    void *b[40];
+    for (int i = 0; i < 40; i++) {
+        b[i] = malloc(i % 4 == 3 ? 3 * MiB : 100 * KiB + (size_t)i * PAGE);
+        ck_assert_ptr_nonnull(b[i]);
+        memset(b[i], i, 100 * KiB);
+    }
+    ck_assert_uint_gt(large_mapped(), 0);
+    for (int i = 0; i < 40; i++)
+        free(b[i]);
+    malloc_trim(0);
+    ck_assert_uint_eq(large_mapped(), 0);
+}
+END_TEST
+
+/* Runs `fn` in a child with stderr captured; checks it aborted after one
+ * line "hakmem: free(): WHAT 0x..." naming p. */
+static void expect_abort(void (*fn)(void *), void *p, const char *what)
+{
+    int fd[2];
+    ck_assert_int_eq(pipe(fd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(fd[1], STDERR_FILENO);
+        close(fd[0]);
+        fn(p);
+        _exit(0);
+    }
+    close(fd[1]);
+    char buf[512];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof buf - 1 && (r = read(fd[0], buf + n, sizeof buf - 1 - n)) > 0)
+        n += (size_t)r;
+    buf[n] = '\0';
+    close(fd[0]);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    char want[128];
+    snprintf(want, sizeof want, "hakmem: free(): %s %p\n", what, p);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+                  "no abort for %s (stderr: '%s')", what, buf);
+    ck_assert_msg(strcmp(buf, want) == 0, "stderr '%s', expected '%s'", buf, want);
+}
+
+static void free_it(void *p)
+{
+    free(p);
+}
+
+START_TEST(misuse)
+{
+    /* a second free, with and without the neighbours merged */
+    void *a = malloc(100 * KiB), *b = malloc(100 * KiB), *c = malloc(100 * KiB);
+    ck_assert(a && b && c);
+    free(b);
+    expect_abort(free_it, b, "double free");
+    free(a);
+    free(c);
+    expect_abort(free_it, b, "double free");
+    expect_abort(free_it, a, "double free");
+    /* inside a live run, and a chunk header */
+    void *p = malloc(200 * KiB);
+    ck_assert_ptr_nonnull(p);
+    expect_abort(free_it, (char *)p + PAGE, "invalid pointer");
+    expect_abort(free_it, (char *)p + 16, "invalid pointer");
+    expect_abort(free_it, (void *)((uintptr_t)p & ~(uintptr_t)(CHUNK - 1)), "invalid pointer");
+    free(p);
+}
+END_TEST
+
+/* Threads: each allocates large blocks of random sizes, verifies, reallocs
+ * and frees them, and frees the blocks the previous thread left it. */
+enum { THREADS = 4, SLOTS = 24, OPS = 3000 };
+struct box {
+    unsigned char *p;
+    size_t n;
+    unsigned char v;
+};
+static struct box handoff[THREADS][SLOTS];
+static pthread_barrier_t barrier;
+
+static uint64_t xs(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static size_t pick(uint64_t *rng)
+{
+    uint64_t r = xs(rng);
+    return r % 10 == 0 ? RUN_MAX + r % (3 * MiB) : POOL_MAX + 1 + r % RUN_MAX;
+}
+
+static void check_box(const struct box *b)
+{
+    /* sampled: first, last and every page's first byte */
+    for (size_t i = 0; i < b->n; i += PAGE)
+        REQUIRE(b->p[i] == b->v, "block changed");
+    REQUIRE(b->p[b->n - 1] == b->v, "block tail changed");
+}
+
+static void *worker(void *arg)
+{
+    unsigned id = (unsigned)(uintptr_t)arg;
+    uint64_t rng = 0x9e3779b97f4a7c15ull * (id + 1);
+    struct box *mine = handoff[id];
+    for (int op = 0; op < OPS; op++) {
+        struct box *b = &mine[xs(&rng) % SLOTS];
+        if (b->p) {
+            check_box(b);
+            if (xs(&rng) % 4 == 0) {
+                size_t n = pick(&rng);
+                unsigned char *q = realloc(b->p, n);
+                REQUIRE(q, "realloc failed");
+                size_t keep = n < b->n ? n : b->n;
+                for (size_t i = 0; i < keep; i += PAGE)
+                    REQUIRE(q[i] == b->v, "realloc lost contents");
+                b->p = q;
+                b->n = n;
+                memset(q, b->v, n);
+                continue;
+            }
+            free(b->p);
+        }
+        b->n = pick(&rng);
+        b->v = (unsigned char)xs(&rng);
+        b->p = malloc(b->n);
+        REQUIRE(b->p, "malloc failed");
+        memset(b->p, b->v, b->n);
+    }
+    pthread_barrier_wait(&barrier);
+    /* Free what the next thread kept: cross-thread frees. */
+    struct box *theirs = handoff[(id + 1) % THREADS];
+    for (int i = 0; i < SLOTS; i++) {
+        if (theirs[i].p) {
+            check_box(&theirs[i]);
+            free(theirs[i].p);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(threads)
+{
+    pthread_t t[THREADS];
+    pthread_barrier_init(&barrier, NULL, THREADS);
+    for (unsigned i = 0; i < THREADS; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)i), 0);
+    for (unsigned i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&barrier);
+    malloc_trim(0);
+    ck_assert_uint_eq(large_mapped(), 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("pages");
+    TCase *tc = tcase_create("pages");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, placement);
+    tcase_add_test(tc, coalescing);
+    tcase_add_test(tc, realloc_runs);
+    tcase_add_test(tc, calloc_reused);
+    tcase_add_test(tc, trim_gives_back);
+    tcase_add_test(tc, misuse);
+    tcase_add_test(tc, threads);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
