@@ -22,7 +22,50 @@ _Atomic int hak_ready;
 
 static struct hak_lock init_lock = HAK_LOCK_INITIALIZER;
 static pthread_key_t exit_key;
+static bool exit_key_ok; /* written once, before hooks_state becomes 2 */
 static _Atomic int hooks_state; /* 0: none, 1: being registered, 2: registered */
+
+/* The ACTIVE threads (struct hak_thread in their TLS, valid until they
+ * leave the list in thread_exit). */
+static struct hak_lock threads_lock = HAK_LOCK_INITIALIZER;
+static struct hak_thread *threads;
+
+static void threads_add(struct hak_thread *t)
+{
+    hak_lock(&threads_lock);
+    t->prev = NULL;
+    t->next = threads;
+    if (threads)
+        threads->prev = t;
+    threads = t;
+    hak_unlock(&threads_lock);
+}
+
+static void threads_remove(struct hak_thread *t)
+{
+    hak_lock(&threads_lock);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        threads = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+    hak_unlock(&threads_lock);
+}
+
+/* Gives back what thread t holds: its caches, its slabs and pages (abandoned
+ * for adoption), its counters.  t is the caller's own state at thread exit,
+ * or, in a child of fork(), that of a thread that does not exist there. */
+static void thread_release(struct hak_thread *t)
+{
+    t->state = HAK_THREAD_DEAD;
+    tiny_thread_exit(&t->tiny);
+#ifdef HAKMEM_POOL_TLS
+    pool_tls_thread_exit(&t->pool);
+#endif
+    hak_stats_thread_exit(&t->counters);
+}
 
 static void thread_exit(void *arg)
 {
@@ -30,13 +73,11 @@ static void thread_exit(void *arg)
     struct hak_thread *t = &hak_thread;
     if (t->state != HAK_THREAD_ACTIVE)
         return;
-    /* From here on this thread's malloc/free take the no-TLS paths. */
-    t->state = HAK_THREAD_DEAD;
-    tiny_thread_exit(&t->tiny);
-#ifdef HAKMEM_POOL_TLS
-    pool_tls_thread_exit(&t->pool);
-#endif
-    hak_stats_thread_exit(&t->counters);
+    /* Off the list first: a fork() from now on does not adopt this thread's
+     * state while it is half given back.  From here on this thread's
+     * malloc/free take the no-TLS paths. */
+    threads_remove(t);
+    thread_release(t);
 }
 
 /* HAKMEM_STATS=1 prints at exit through a copy of stderr taken at init:
@@ -49,50 +90,109 @@ static void print_stats_at_exit(void)
     hak_stats_print_fd(stats_fd);
 }
 
-/* fork(): every global lock is taken before, and released (parent) or
- * re-created (child) after.  In a single-threaded process nobody else can
- * hold them, and fork() may run from a signal handler that interrupted
- * hakmem itself, so no lock is taken; the child re-creates them all. */
-static bool fork_locked;
+/*
+ * fork().  glibc's fork() runs the prepare handlers, then (with several
+ * threads) takes the stdio list lock and its own malloc locks; in the child
+ * it resets the list lock before the child handlers, in the parent it drops
+ * it before the parent handlers.  A thread that holds a FILE lock may wait
+ * in malloc for a hakmem lock while another waits in fflush(NULL), holding
+ * the list lock, for that FILE: so hakmem takes the list lock first (it is
+ * recursive; glibc's own hold comes on top) and its own locks after it,
+ * glibc's order, and drops its hold in the parent handler.
+ *
+ * Every hak_lock is then held by the forking thread (lock.c), except those
+ * it already held when fork() began (fork() from a signal handler that
+ * interrupted hakmem): those stay with the interrupted code.  Other
+ * libraries' fork handlers that run while the locks are held may allocate:
+ * their lock operations pass through.
+ *
+ * In the child only the forking thread exists: every other thread's caches,
+ * slabs and pages are given back, so that the child reuses them.
+ */
+extern void _IO_list_lock(void);
+extern void _IO_list_unlock(void);
+extern void _IO_list_resetlock(void);
+
+/* Whether the prepare handler took the stdio list lock: with several
+ * threads (in a single thread nobody else can hold it, and fork() may run in
+ * a signal handler that interrupted stdio).  Taken once, dropped once in the
+ * parent and reset in the child, whatever glibc did on its side. */
+static bool fork_took_list_lock;
 
 static void fork_prepare(void)
 {
-    fork_locked = !__libc_single_threaded;
-    if (!fork_locked)
-        return;
+    fork_took_list_lock = !__libc_single_threaded;
+    if (fork_took_list_lock)
+        _IO_list_lock();
+    hak_fork_locks_begin();
+    hak_lock(&init_lock);
+    hak_lock(&threads_lock);
     large_fork_prepare();
     pool_fork_prepare();
     tiny_fork_prepare();
     hak_stats_fork_prepare();
+    hak_fork_locks_held();
 }
 
 static void fork_parent(void)
 {
-    if (!fork_locked)
-        return;
+    hak_fork_locks_parent();
     hak_stats_fork_parent();
     tiny_fork_parent();
     pool_fork_parent();
     large_fork_parent();
+    hak_unlock(&threads_lock);
+    hak_unlock(&init_lock);
+    hak_fork_locks_end();
+    if (fork_took_list_lock)
+        _IO_list_unlock();
 }
 
 static void fork_child(void)
 {
+    hak_fork_locks_child();
     hak_stats_fork_child();
     tiny_fork_child();
     pool_fork_child();
     large_fork_child();
+    hak_lock_init(&threads_lock);
+    hak_lock_init(&init_lock);
+    bool interrupted = hak_fork_locks_kept();
+    hak_fork_locks_end();
+    if (fork_took_list_lock)
+        _IO_list_resetlock(); /* glibc did; again, harmlessly */
+    /* Adopt what the parent's other threads held, unless fork() interrupted
+     * hakmem itself (in a signal handler): the tiers' state is then half
+     * updated and some locks are the interrupted code's, so the other
+     * threads' caches are left alone (memory the child then frees into
+     * them is not reused). */
+    struct hak_thread *self = &hak_thread, *t = threads;
+    threads = NULL;
+    while (t) {
+        struct hak_thread *next = t->next;
+        t->prev = t->next = NULL;
+        if (t != self && !interrupted)
+            thread_release(t);
+        t = next;
+    }
+    if (self->state == HAK_THREAD_ACTIVE)
+        threads_add(self);
 }
 
 /* Registers the hooks that may themselves allocate: called once hakmem can
- * serve, so their malloc calls land in a working allocator. */
+ * serve, so their malloc calls land in a working allocator.  Without a
+ * thread-exit key (all keys taken) threads never get caches of their own;
+ * without fork handlers, fork() in a multithreaded program is unsafe. */
 static void register_hooks(void)
 {
     int expected = 0;
     if (!atomic_compare_exchange_strong(&hooks_state, &expected, 1))
         return;
-    pthread_key_create(&exit_key, thread_exit);
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
+    if (!exit_key_ok)
+        hak_warn("pthread_key_create failed: no per-thread caches");
+    if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0)
+        hak_warn("pthread_atfork failed: fork() in a threaded program may hang");
     if (hak_opt.stats) {
         stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
         if (stats_fd >= 0)
@@ -128,7 +228,18 @@ void hak_thread_activate(void)
     struct hak_thread *t = &hak_thread;
     if (t->state != HAK_THREAD_NEW || atomic_load(&hooks_state) != 2)
         return;
+    if (!exit_key_ok) {
+        t->state = HAK_THREAD_DEAD; /* nothing would give caches back */
+        return;
+    }
+    /* ACTIVE first: pthread_setspecific may itself calloc (keys past the
+     * first 32), which then finds this thread active, not NEW again. */
     t->state = HAK_THREAD_ACTIVE;
     hak_stats_thread_start(&t->counters);
-    pthread_setspecific(exit_key, t);
+    threads_add(t);
+    if (pthread_setspecific(exit_key, t) != 0) {
+        /* No exit hook: give back at once what the thread got meanwhile. */
+        threads_remove(t);
+        thread_release(t);
+    }
 }

@@ -25,6 +25,9 @@ struct hak_thread {
 #endif
     struct hak_counters counters;
     uint8_t state;
+    /* The list of ACTIVE threads (lifecycle.c), so that a child of fork()
+     * can adopt what the parent's other threads held. */
+    struct hak_thread *prev, *next;
 };
 
 extern HAK_HIDDEN __thread struct hak_thread hak_thread
@@ -40,7 +43,9 @@ HAK_INLINE bool hak_ensure_init(void)
     return HAK_LIKELY(__atomic_load_n(&hak_ready, __ATOMIC_ACQUIRE)) || hak_init_slow();
 }
 
-/* Moves the calling thread from NEW to ACTIVE (registers its exit hook). */
+/* Moves the calling thread from NEW to ACTIVE (registers its exit hook);
+ * without a working exit hook, to DEAD: the thread stays on the shared paths
+ * that need no thread-exit cleanup. */
 HAK_HIDDEN void hak_thread_activate(void);
 
 #endif

@@ -11,6 +11,8 @@
 ##   tests/test_glibc     glibc's contract that programs rely on: realloc(p, 0),
 ##                        realloc in place, memalign-family errors, mallopt,
 ##                        malloc_stats, malloc_info
+##   tests/test_keys      every pthread key taken before hakmem starts: threads
+##                        still work, another library's key is left alone
 ##   tests/test_static_link  a fully static program calling mallopt,
 ##                        malloc_stats and malloc_info links with libhakmem.a
 ##   tests/test_pool      the pool tier's memory: RSS of threads holding one
@@ -77,6 +79,14 @@ tests_test_pages_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_pages_CFLAGS = $(hakmem_test_cflags)
 tests_test_pages_LDADD = $(hakmem_test_ldadd)
 endif
+
+## Plain programs (no Check: they must run before anything allocates).
+check_PROGRAMS += tests/test_keys
+TESTS += tests/test_keys
+tests_test_keys_SOURCES = tests/test_keys.c
+tests_test_keys_CPPFLAGS = $(hakmem_test_cppflags)
+tests_test_keys_CFLAGS = $(hakmem_test_cflags)
+tests_test_keys_LDADD = libhakmem.la $(PTHREAD_LIBS)
 
 ## Fully static (libtool's -all-static): libhakmem.a and libc.a together.
 check_PROGRAMS += tests/test_static_link
