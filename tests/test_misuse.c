@@ -33,7 +33,6 @@
  * Each case runs in a forked child whose stderr is captured through a pipe;
  * the parent checks the signal and the message.
  */
-#define _GNU_SOURCE /* dl_iterate_phdr */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
