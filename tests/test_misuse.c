@@ -36,7 +36,6 @@
  * Each case runs in a forked child whose stderr is captured through a pipe;
  * the parent checks the signal and the message.
  */
-#define _GNU_SOURCE /* dl_iterate_phdr */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -148,19 +147,26 @@ static void expect_abort(void (*fn)(void), const char *func, const char *what, c
                   strtok(want, "\n"), what2 ? " or " : "", what2 ? strtok(want2, "\n") : "", o.err);
 }
 
+/* The child must have aborted with some "hakmem: " message, and not have
+ * been handed memory outside the heap (its exit status 3). */
+static void assert_hakmem_abort(const struct outcome *o, const char *what)
+{
+    char d[128];
+    ck_assert_msg(!(WIFEXITED(o->status) && WEXITSTATUS(o->status) == 3),
+                  "%s: malloc handed out memory outside the heap; stderr: '%s'", what, o->err);
+    ck_assert_msg(!o->timed_out && WIFSIGNALED(o->status) && WTERMSIG(o->status) == SIGABRT,
+                  "%s: expected SIGABRT with a hakmem: message, child %s; stderr: '%s'", what,
+                  describe(o, d, sizeof d), o->err);
+    ck_assert_msg(strstr(o->err, "hakmem: ") != NULL, "%s: no 'hakmem: ' message; stderr: '%s'",
+                  what, o->err);
+}
+
 /* fn() must abort with some "hakmem: " message (free-list corruption). */
 static void expect_abort_any(void (*fn)(void), const char *what)
 {
     struct outcome o;
-    char d[128];
     run_child(fn, &o);
-    ck_assert_msg(!(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 3),
-                  "%s: malloc handed out memory outside the heap; stderr: '%s'", what, o.err);
-    ck_assert_msg(!o.timed_out && WIFSIGNALED(o.status) && WTERMSIG(o.status) == SIGABRT,
-                  "%s: expected SIGABRT with a hakmem: message, child %s; stderr: '%s'", what,
-                  describe(&o, d, sizeof d), o.err);
-    ck_assert_msg(strstr(o.err, "hakmem: ") != NULL, "%s: no 'hakmem: ' message; stderr: '%s'",
-                  what, o.err);
+    assert_hakmem_abort(&o, what);
 }
 
 /* ------------------------------------------------------------- blocks */
@@ -786,19 +792,12 @@ END_TEST
 static void expect_abort_or_sound(void (*fn)(void), const char *what)
 {
     struct outcome o;
-    char d[128];
     run_child(fn, &o);
     if (WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0 && !o.timed_out)
         return; /* survived, soundly */
-    ck_assert_msg(!(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 3),
-                  "%s: malloc handed out memory outside the heap; stderr: '%s'", what, o.err);
     ck_assert_msg(!(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 4),
                   "%s: malloc handed out the same memory twice; stderr: '%s'", what, o.err);
-    ck_assert_msg(!o.timed_out && WIFSIGNALED(o.status) && WTERMSIG(o.status) == SIGABRT,
-                  "%s: expected SIGABRT with a hakmem: message, child %s; stderr: '%s'", what,
-                  describe(&o, d, sizeof d), o.err);
-    ck_assert_msg(strstr(o.err, "hakmem: ") != NULL, "%s: no 'hakmem: ' message; stderr: '%s'",
-                  what, o.err);
+    assert_hakmem_abort(&o, what);
 }
 
 #define SOUND_ROUNDS 20000
