@@ -139,7 +139,7 @@ static struct pool_page *pages_get(unsigned units, struct pool_chunk **arena)
         if (arena)
             *arena = c;
     }
-    return &c->pages[i];
+    return &pool_chunk_units(c)[i];
 }
 
 static struct pool_chunk *chunk_of_page(const struct pool_page *pg)
@@ -156,9 +156,10 @@ static char *page_start(const struct pool_page *pg)
 static void pages_put(struct pool_page *pg)
 {
     struct pool_chunk *c = chunk_of_page(pg);
-    unsigned first = (unsigned)(pg - c->pages);
+    struct pool_page *units = pool_chunk_units(c);
+    unsigned first = (unsigned)(pg - units);
     for (unsigned k = 0; k < pg->units; k++)
-        atomic_store_explicit(&c->pages[first + k].state, POOL_UNIT_FREE, memory_order_relaxed);
+        atomic_store_explicit(&units[first + k].state, POOL_UNIT_FREE, memory_order_relaxed);
     uint32_t carved = atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed);
     if (carved)
         hak_os_purge(page_start(pg), carved);
@@ -173,7 +174,8 @@ static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
     if (!pg)
         return NULL;
     struct pool_chunk *c = chunk_of_page(pg);
-    unsigned first = (unsigned)(pg - c->pages);
+    struct pool_page *recs = pool_chunk_units(c);
+    unsigned first = (unsigned)(pg - recs);
     char *base = unit_addr(c, first);
     char *start = base + (first == 0 ? POOL_CHUNK_HEADER : 0);
     pg->start_off = (uint32_t)(start - (char *)c);
@@ -190,9 +192,9 @@ static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
     pg->head = (uint8_t)first;
     pg->next = pg->prev = NULL;
     for (unsigned k = 1; k < units; k++) {
-        c->pages[first + k].head = (uint8_t)first;
-        c->pages[first + k].cls = (uint8_t)cls;
-        atomic_store_explicit(&c->pages[first + k].state, POOL_UNIT_TAIL, memory_order_release);
+        recs[first + k].head = (uint8_t)first;
+        recs[first + k].cls = (uint8_t)cls;
+        atomic_store_explicit(&recs[first + k].state, POOL_UNIT_TAIL, memory_order_release);
     }
     atomic_store_explicit(&pg->state, POOL_PAGE_FULL, memory_order_release);
     if (hak_opt.pool_trace)
