@@ -363,9 +363,12 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list, struct pool
     return got;
 }
 
-/* Returns one block to its page (class lock held).  A page that empties
- * goes onto the class's empty list, unstamped: pool_purge stamps it with
- * the time it first sees it, which spares a clock read here. */
+/* Returns one block to its page (class lock held); true if the page went
+ * to the class's empty list.  A page that empties goes there unstamped:
+ * pool_purge stamps it with the time it first sees it, which spares a clock
+ * read here.  The class's only partial page stays where it is when it
+ * empties, so that a program that frees and allocates one block over and
+ * over moves no page between lists; pool_purge treats it as empty too. */
 static bool page_put(struct pool_class_state *cs, struct pool_page *pg, void *b)
 {
     hak_link_set(b, pg->free);
@@ -373,7 +376,9 @@ static bool page_put(struct pool_class_state *cs, struct pool_page *pg, void *b)
     pg->used--;
     if (atomic_load_explicit(&pg->state, memory_order_relaxed) == POOL_PAGE_FULL)
         partial_push(cs, pg);
-    if (pg->used == 0) {
+    if (pg->used == 0)
+        pg->empty_since = 0;
+    if (pg->used == 0 && (cs->partial != pg || pg->next)) {
         list_remove(&cs->partial, pg);
         atomic_store_explicit(&pg->state, POOL_PAGE_EMPTY, memory_order_relaxed);
         pg->empty_since = 0;
@@ -447,12 +452,27 @@ void pool_free(void *p, const char *func)
 }
 #endif
 
+/* Releases empty page pg, on *list, if it is due (or `all`); returns the
+ * bytes released.  A page is due once the purge delay has passed since the
+ * first call that saw it empty (empty_since is cleared whenever it is not). */
+static size_t empty_page_purge(struct pool_page **list, struct pool_page *pg, uint64_t now_ms,
+                               bool all)
+{
+    if (!pg->empty_since)
+        pg->empty_since = now_ms;
+    if (!all && !hak_purge_due(pg->empty_since, now_ms))
+        return 0;
+    list_remove(list, pg);
+    size_t bytes = atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed);
+    page_release(pg);
+    return bytes;
+}
+
 /* Releases the class's empty pages that are due (all of them when `all`),
  * after returning the transfer cache's lists to their pages when they have
- * been idle for the delay (or `all`).
- * A page is due once the purge delay has passed since the first call that
- * saw it empty: it is purged no sooner than the delay after it emptied, and
- * at most a tick interval later than an exact stamp would allow. */
+ * been idle for the delay (or `all`).  A page is purged no sooner than the
+ * delay after it emptied, and at most a tick interval later than an exact
+ * stamp would allow. */
 size_t pool_purge(uint64_t now_ms, bool all)
 {
     size_t bytes = 0;
@@ -470,14 +490,10 @@ size_t pool_purge(uint64_t now_ms, bool all)
         }
         for (struct pool_page *pg = cs->empty, *next; pg; pg = next) {
             next = pg->next;
-            if (!pg->empty_since)
-                pg->empty_since = now_ms;
-            if (all || hak_purge_due(pg->empty_since, now_ms)) {
-                list_remove(&cs->empty, pg);
-                bytes += atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed);
-                page_release(pg);
-            }
+            bytes += empty_page_purge(&cs->empty, pg, now_ms, all);
         }
+        if (cs->partial && !cs->partial->used)
+            bytes += empty_page_purge(&cs->partial, cs->partial, now_ms, all);
         hak_unlock(&cs->lock);
     }
     return bytes;
