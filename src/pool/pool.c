@@ -4,6 +4,9 @@
  * its class's lock.  Without Pool TLS every pool malloc and free comes here.
  */
 #include "pool/pool.h"
+#ifdef HAKMEM_POOL_TLS
+#include "pool/pool_tls.h"
+#endif
 #include "freelist.h"
 #include "lifecycle.h"
 #include "options.h"
@@ -476,6 +479,10 @@ static size_t empty_page_purge(struct pool_page **list, struct pool_page *pg, ui
 size_t pool_purge(uint64_t now_ms, bool all)
 {
     size_t bytes = 0;
+#ifdef HAKMEM_POOL_TLS
+    if (all)
+        pool_tls_trim(); /* the caller's own cache is free memory too */
+#endif
     for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++) {
         struct pool_class_state *cs = &classes[cls];
         hak_lock(&cs->lock);
