@@ -155,6 +155,16 @@ static char *page_start(const struct pool_page *pg)
     return (char *)chunk_of_page(pg) + pg->start_off;
 }
 
+/* Writes the class of page pg (or POOL_NO_CLASS) into all its unit records:
+ * the pop check reads it there (pool_link_ok). */
+static void page_set_class(struct pool_page *pg, unsigned cls)
+{
+    struct pool_page *recs = pool_chunk_units(chunk_of_page(pg));
+    unsigned first = (unsigned)(pg - recs);
+    for (unsigned k = 0; k < pg->units; k++)
+        recs[first + k].cls = (uint8_t)cls;
+}
+
 /* Purges what page pg carved and gives its units back to the chunk. */
 static void pages_put(struct pool_page *pg)
 {
@@ -163,6 +173,7 @@ static void pages_put(struct pool_page *pg)
     unsigned first = (unsigned)(pg - units);
     for (unsigned k = 0; k < pg->units; k++)
         atomic_store_explicit(&units[first + k].state, POOL_UNIT_FREE, memory_order_relaxed);
+    page_set_class(pg, POOL_NO_CLASS);
     uint32_t carved = atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed);
     if (carved)
         hak_os_purge(page_start(pg), carved);
@@ -190,15 +201,14 @@ static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
     atomic_store_explicit(&pg->carved_bytes, 0, memory_order_relaxed);
     pg->used = 0;
     pg->free = NULL;
-    pg->cls = (uint8_t)cls;
     pg->units = (uint8_t)units;
     pg->head = (uint8_t)first;
     pg->next = pg->prev = NULL;
     for (unsigned k = 1; k < units; k++) {
         recs[first + k].head = (uint8_t)first;
-        recs[first + k].cls = (uint8_t)cls;
         atomic_store_explicit(&recs[first + k].state, POOL_UNIT_TAIL, memory_order_release);
     }
+    page_set_class(pg, cls);
     atomic_store_explicit(&pg->state, POOL_PAGE_FULL, memory_order_release);
     if (hak_opt.pool_trace)
         hak_warn("pool: new page %p class=%u size=%u units=%u blocks=%u", (void *)start, cls,
@@ -209,7 +219,7 @@ static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
 static void page_release(struct pool_page *pg)
 {
     if (hak_opt.pool_trace)
-        hak_warn("pool: release page %p class=%u", (void *)page_start(pg), pg->cls);
+        hak_warn("pool: release page %p", (void *)page_start(pg));
     pages_put(pg);
 }
 
@@ -265,10 +275,12 @@ static struct pool_page *page_acquire(struct pool_class_state *cs, unsigned cls,
                                       struct pool_chunk **arena)
 {
     struct pool_page *pg = cs->empty;
-    if (pg)
+    if (pg) {
         list_remove(&cs->empty, pg);
-    else
+        page_set_class(pg, cls);
+    } else {
         pg = page_new(cls, arena);
+    }
     if (pg)
         partial_push(cs, pg);
     return pg;
@@ -384,7 +396,7 @@ static bool page_put(struct pool_class_state *cs, struct pool_page *pg, void *b)
     if (pg->used == 0 && (cs->partial != pg || pg->next)) {
         list_remove(&cs->partial, pg);
         atomic_store_explicit(&pg->state, POOL_PAGE_EMPTY, memory_order_relaxed);
-        pg->empty_since = 0;
+        page_set_class(pg, POOL_NO_CLASS);
         list_push(&cs->empty, pg);
         return true;
     }

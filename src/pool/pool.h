@@ -36,6 +36,8 @@ enum pool_page_state {
     POOL_UNIT_TAIL,       /* a later unit of a page; `head` names the first */
 };
 
+#define POOL_NO_CLASS 0xffu
+
 struct pool_page {
     void *free;          /* freed blocks (class lock) */
     struct pool_page *next, *prev; /* class partial or empty list */
@@ -50,7 +52,9 @@ struct pool_page {
      * lies below the value its freeing thread sees. */
     _Atomic uint32_t carved_bytes;
     uint32_t used;       /* blocks outside the page */
-    uint8_t cls;         /* also in the records of a page's later units */
+    /* The page's class, in the records of all its units, while the page is
+     * in use (partial or full); POOL_NO_CLASS otherwise. */
+    uint8_t cls;
     uint8_t units;       /* length of the page in units */
     uint8_t head;        /* for POOL_UNIT_TAIL: index of the page's first unit */
     _Atomic uint8_t state;
@@ -137,9 +141,7 @@ HAK_INLINE bool pool_link_ok(const void *b, void *next, unsigned cls)
     if (next == b || ((uintptr_t)next & (POOL_CLASS_GRAIN - 1)) ||
         hak_registry_kind(next) != HAK_CHUNK_POOL)
         return false;
-    const struct pool_page *u = pool_unit_of(next);
-    uint8_t st = atomic_load_explicit(&u->state, memory_order_relaxed);
-    return u->cls == cls && st != POOL_UNIT_FREE && st != POOL_PAGE_EMPTY;
+    return pool_unit_of(next)->cls == cls;
 }
 
 /* pool_page_lookup, or abort with "<func>(): invalid pointer". */
