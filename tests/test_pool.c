@@ -6,7 +6,9 @@
  *     does not pre-warm a cache);
  *   - allocating and freeing 40 blocks of 30 KB, 1,000 times, makes no
  *     madvise call after the first round (pages that empty are kept for the
- *     purge delay, not purged at once), and malloc_trim(0) then does purge.
+ *     purge delay, not purged at once), and malloc_trim(0) then does purge;
+ *   - 64 MiB of pool blocks freed by this thread and another: after
+ *     malloc_trim(0) the RSS is within 8 MiB of what it was before them.
  *
  * madvise is counted by defining it here: the library's calls resolve to
  * this definition, which passes them on to the kernel.  The process re-runs
@@ -140,6 +142,50 @@ START_TEST(churn_no_purge)
 }
 END_TEST
 
+/* ------------------------------------------------ trim gives it back */
+
+#define TRIM_BYTES (64u << 20)
+#define TRIM_SIZE 30000
+#define TRIM_BLOCKS (TRIM_BYTES / TRIM_SIZE)
+#define TRIM_SLACK (8u << 20)
+
+static void *trim_blocks[TRIM_BLOCKS];
+
+/* Frees the odd-numbered blocks: half the memory comes back through another
+ * thread's cache and the transfer lists. */
+static void *free_odd(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 1; i < TRIM_BLOCKS; i += 2)
+        free(trim_blocks[i]);
+    return NULL;
+}
+
+START_TEST(trim_returns_pool_memory)
+{
+    malloc_trim(0);
+    size_t before = rss_bytes();
+    for (unsigned i = 0; i < TRIM_BLOCKS; i++) {
+        trim_blocks[i] = malloc(TRIM_SIZE);
+        ck_assert_ptr_nonnull(trim_blocks[i]);
+        memset(trim_blocks[i], 0x5a, TRIM_SIZE);
+    }
+    size_t full = rss_bytes();
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, free_odd, NULL), 0);
+    pthread_join(t, NULL);
+    for (unsigned i = 0; i < TRIM_BLOCKS; i += 2)
+        free(trim_blocks[i]);
+    malloc_trim(0);
+    size_t after = rss_bytes();
+    printf("trim: RSS %zu KiB before, %zu KiB full, %zu KiB after malloc_trim\n", before >> 10,
+           full >> 10, after >> 10);
+    ck_assert_msg(after <= before + TRIM_SLACK,
+                  "RSS %zu KiB after malloc_trim(0), %zu KiB before the blocks", after >> 10,
+                  before >> 10);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -155,6 +201,7 @@ int main(int argc, char **argv)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, holding_threads_rss);
     tcase_add_test(tc, churn_no_purge);
+    tcase_add_test(tc, trim_returns_pool_memory);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

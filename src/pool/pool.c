@@ -4,6 +4,9 @@
  * its class's lock.  Without Pool TLS every pool malloc and free comes here.
  */
 #include "pool/pool.h"
+#ifdef HAKMEM_POOL_TLS
+#include "pool/pool_tls.h"
+#endif
 #include "freelist.h"
 #include "lifecycle.h"
 #include "options.h"
@@ -139,7 +142,7 @@ static struct pool_page *pages_get(unsigned units, struct pool_chunk **arena)
         if (arena)
             *arena = c;
     }
-    return &c->pages[i];
+    return &pool_chunk_units(c)[i];
 }
 
 static struct pool_chunk *chunk_of_page(const struct pool_page *pg)
@@ -152,13 +155,25 @@ static char *page_start(const struct pool_page *pg)
     return (char *)chunk_of_page(pg) + pg->start_off;
 }
 
+/* Writes the class of page pg (or POOL_NO_CLASS) into all its unit records:
+ * the pop check reads it there (pool_link_ok). */
+static void page_set_class(struct pool_page *pg, unsigned cls)
+{
+    struct pool_page *recs = pool_chunk_units(chunk_of_page(pg));
+    unsigned first = (unsigned)(pg - recs);
+    for (unsigned k = 0; k < pg->units; k++)
+        recs[first + k].cls = (uint8_t)cls;
+}
+
 /* Purges what page pg carved and gives its units back to the chunk. */
 static void pages_put(struct pool_page *pg)
 {
     struct pool_chunk *c = chunk_of_page(pg);
-    unsigned first = (unsigned)(pg - c->pages);
+    struct pool_page *units = pool_chunk_units(c);
+    unsigned first = (unsigned)(pg - units);
     for (unsigned k = 0; k < pg->units; k++)
-        atomic_store_explicit(&c->pages[first + k].state, POOL_UNIT_FREE, memory_order_relaxed);
+        atomic_store_explicit(&units[first + k].state, POOL_UNIT_FREE, memory_order_relaxed);
+    page_set_class(pg, POOL_NO_CLASS);
     uint32_t carved = atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed);
     if (carved)
         hak_os_purge(page_start(pg), carved);
@@ -173,7 +188,8 @@ static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
     if (!pg)
         return NULL;
     struct pool_chunk *c = chunk_of_page(pg);
-    unsigned first = (unsigned)(pg - c->pages);
+    struct pool_page *recs = pool_chunk_units(c);
+    unsigned first = (unsigned)(pg - recs);
     char *base = unit_addr(c, first);
     char *start = base + (first == 0 ? POOL_CHUNK_HEADER : 0);
     pg->start_off = (uint32_t)(start - (char *)c);
@@ -185,15 +201,14 @@ static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
     atomic_store_explicit(&pg->carved_bytes, 0, memory_order_relaxed);
     pg->used = 0;
     pg->free = NULL;
-    pg->cls = (uint8_t)cls;
     pg->units = (uint8_t)units;
     pg->head = (uint8_t)first;
     pg->next = pg->prev = NULL;
     for (unsigned k = 1; k < units; k++) {
-        c->pages[first + k].head = (uint8_t)first;
-        c->pages[first + k].cls = (uint8_t)cls;
-        atomic_store_explicit(&c->pages[first + k].state, POOL_UNIT_TAIL, memory_order_release);
+        recs[first + k].head = (uint8_t)first;
+        atomic_store_explicit(&recs[first + k].state, POOL_UNIT_TAIL, memory_order_release);
     }
+    page_set_class(pg, cls);
     atomic_store_explicit(&pg->state, POOL_PAGE_FULL, memory_order_release);
     if (hak_opt.pool_trace)
         hak_warn("pool: new page %p class=%u size=%u units=%u blocks=%u", (void *)start, cls,
@@ -204,7 +219,7 @@ static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
 static void page_release(struct pool_page *pg)
 {
     if (hak_opt.pool_trace)
-        hak_warn("pool: release page %p class=%u", (void *)page_start(pg), pg->cls);
+        hak_warn("pool: release page %p", (void *)page_start(pg));
     pages_put(pg);
 }
 
@@ -260,10 +275,12 @@ static struct pool_page *page_acquire(struct pool_class_state *cs, unsigned cls,
                                       struct pool_chunk **arena)
 {
     struct pool_page *pg = cs->empty;
-    if (pg)
+    if (pg) {
         list_remove(&cs->empty, pg);
-    else
+        page_set_class(pg, cls);
+    } else {
         pg = page_new(cls, arena);
+    }
     if (pg)
         partial_push(cs, pg);
     return pg;
@@ -361,9 +378,12 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list, struct pool
     return got;
 }
 
-/* Returns one block to its page (class lock held).  A page that empties
- * goes onto the class's empty list, unstamped: pool_purge stamps it with
- * the time it first sees it, which spares a clock read here. */
+/* Returns one block to its page (class lock held); true if the page went
+ * to the class's empty list.  A page that empties goes there unstamped:
+ * pool_purge stamps it with the time it first sees it, which spares a clock
+ * read here.  The class's only partial page stays where it is when it
+ * empties, so that a program that frees and allocates one block over and
+ * over moves no page between lists; pool_purge treats it as empty too. */
 static bool page_put(struct pool_class_state *cs, struct pool_page *pg, void *b)
 {
     hak_link_set(b, pg->free);
@@ -371,10 +391,12 @@ static bool page_put(struct pool_class_state *cs, struct pool_page *pg, void *b)
     pg->used--;
     if (atomic_load_explicit(&pg->state, memory_order_relaxed) == POOL_PAGE_FULL)
         partial_push(cs, pg);
-    if (pg->used == 0) {
+    if (pg->used == 0)
+        pg->empty_since = 0;
+    if (pg->used == 0 && (cs->partial != pg || pg->next)) {
         list_remove(&cs->partial, pg);
         atomic_store_explicit(&pg->state, POOL_PAGE_EMPTY, memory_order_relaxed);
-        pg->empty_since = 0;
+        page_set_class(pg, POOL_NO_CLASS);
         list_push(&cs->empty, pg);
         return true;
     }
@@ -445,15 +467,34 @@ void pool_free(void *p, const char *func)
 }
 #endif
 
+/* Releases empty page pg, on *list, if it is due (or `all`); returns the
+ * bytes released.  A page is due once the purge delay has passed since the
+ * first call that saw it empty (empty_since is cleared whenever it is not). */
+static size_t empty_page_purge(struct pool_page **list, struct pool_page *pg, uint64_t now_ms,
+                               bool all)
+{
+    if (!pg->empty_since)
+        pg->empty_since = now_ms;
+    if (!all && !hak_purge_due(pg->empty_since, now_ms))
+        return 0;
+    list_remove(list, pg);
+    size_t bytes = atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed);
+    page_release(pg);
+    return bytes;
+}
+
 /* Releases the class's empty pages that are due (all of them when `all`),
  * after returning the transfer cache's lists to their pages when they have
- * been idle for the delay (or `all`).
- * A page is due once the purge delay has passed since the first call that
- * saw it empty: it is purged no sooner than the delay after it emptied, and
- * at most a tick interval later than an exact stamp would allow. */
+ * been idle for the delay (or `all`).  A page is purged no sooner than the
+ * delay after it emptied, and at most a tick interval later than an exact
+ * stamp would allow. */
 size_t pool_purge(uint64_t now_ms, bool all)
 {
     size_t bytes = 0;
+#ifdef HAKMEM_POOL_TLS
+    if (all)
+        pool_tls_trim(); /* the caller's own cache is free memory too */
+#endif
     for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++) {
         struct pool_class_state *cs = &classes[cls];
         hak_lock(&cs->lock);
@@ -468,14 +509,10 @@ size_t pool_purge(uint64_t now_ms, bool all)
         }
         for (struct pool_page *pg = cs->empty, *next; pg; pg = next) {
             next = pg->next;
-            if (!pg->empty_since)
-                pg->empty_since = now_ms;
-            if (all || hak_purge_due(pg->empty_since, now_ms)) {
-                list_remove(&cs->empty, pg);
-                bytes += atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed);
-                page_release(pg);
-            }
+            bytes += empty_page_purge(&cs->empty, pg, now_ms, all);
         }
+        if (cs->partial && !cs->partial->used)
+            bytes += empty_page_purge(&cs->partial, cs->partial, now_ms, all);
         hak_unlock(&cs->lock);
     }
     return bytes;

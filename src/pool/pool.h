@@ -36,6 +36,8 @@ enum pool_page_state {
     POOL_UNIT_TAIL,       /* a later unit of a page; `head` names the first */
 };
 
+#define POOL_NO_CLASS 0xffu
+
 struct pool_page {
     void *free;          /* freed blocks (class lock) */
     struct pool_page *next, *prev; /* class partial or empty list */
@@ -50,7 +52,9 @@ struct pool_page {
      * lies below the value its freeing thread sees. */
     _Atomic uint32_t carved_bytes;
     uint32_t used;       /* blocks outside the page */
-    uint8_t cls;         /* also in the records of a page's later units */
+    /* The page's class, in the records of all its units, while the page is
+     * in use (partial or full); POOL_NO_CLASS otherwise. */
+    uint8_t cls;
     uint8_t units;       /* length of the page in units */
     uint8_t head;        /* for POOL_UNIT_TAIL: index of the page's first unit */
     _Atomic uint8_t state;
@@ -60,10 +64,28 @@ struct pool_chunk {
     uint64_t magic;
     _Atomic uint32_t free_units;   /* bit i: unit i is in no page */
     struct pool_chunk *next;       /* all pool chunks */
-    struct pool_page pages[POOL_UNITS_PER_CHUNK];
+    /* the unit records follow, at pool_chunk_units(c) */
 };
 
-_Static_assert(sizeof(struct pool_chunk) <= POOL_CHUNK_HEADER, "pool chunk header too big");
+_Static_assert(sizeof(struct pool_page) == 64, "a unit record is one cache line");
+
+/* Cache colours of the unit records: chunks are 2 MiB aligned, so records at
+ * one fixed offset would put the records of every chunk in the same few L1
+ * sets, where free() and the pop check keep missing them.  Chunk k's records
+ * start (k mod POOL_CHUNK_COLORS) lines further in. */
+#define POOL_CHUNK_COLORS 32u
+
+/* The unit records of chunk c, one per 64 KiB unit. */
+HAK_INLINE struct pool_page *pool_chunk_units(const void *c)
+{
+    uintptr_t color = ((uintptr_t)c >> HAK_CHUNK_SHIFT) % POOL_CHUNK_COLORS;
+    return (struct pool_page *)((char *)c + (1 + color) * sizeof(struct pool_page));
+}
+
+_Static_assert(sizeof(struct pool_chunk) <= sizeof(struct pool_page), "chunk fields fit a line");
+_Static_assert((POOL_CHUNK_COLORS + POOL_UNITS_PER_CHUNK) * sizeof(struct pool_page) <=
+                   POOL_CHUNK_HEADER,
+               "pool chunk header too big");
 
 HAK_HIDDEN void pool_init(void);
 
@@ -81,20 +103,20 @@ HAK_HIDDEN size_t pool_purge(uint64_t now_ms, bool all);
 /* The unit record of the 64 KiB unit holding p (p in a pool chunk). */
 HAK_INLINE struct pool_page *pool_unit_of(const void *p)
 {
-    struct pool_chunk *c = (struct pool_chunk *)hak_chunk_base(p);
-    return &c->pages[((uintptr_t)p & HAK_CHUNK_MASK) >> POOL_UNIT_SHIFT];
+    return &pool_chunk_units((const void *)hak_chunk_base(p))[((uintptr_t)p & HAK_CHUNK_MASK) >>
+                                                               POOL_UNIT_SHIFT];
 }
 
 /* The page of pool block p (p in a pool chunk), or NULL if p is not a block
  * that was carved from a page in use: the one validity test of the tier. */
 HAK_INLINE struct pool_page *pool_page_lookup(const void *p)
 {
-    struct pool_chunk *c = (struct pool_chunk *)hak_chunk_base(p);
+    struct pool_page *units = pool_chunk_units((const void *)hak_chunk_base(p));
     uint32_t off = (uint32_t)((uintptr_t)p & HAK_CHUNK_MASK);
-    struct pool_page *pg = pool_unit_of(p);
+    struct pool_page *pg = &units[off >> POOL_UNIT_SHIFT];
     uint8_t st = atomic_load_explicit(&pg->state, memory_order_acquire);
     if (HAK_UNLIKELY(st == POOL_UNIT_TAIL)) {
-        pg = &c->pages[pg->head];
+        pg = &units[pg->head];
         st = atomic_load_explicit(&pg->state, memory_order_acquire);
     }
     uint32_t rel = off - pg->start_off;
@@ -119,9 +141,7 @@ HAK_INLINE bool pool_link_ok(const void *b, void *next, unsigned cls)
     if (next == b || ((uintptr_t)next & (POOL_CLASS_GRAIN - 1)) ||
         hak_registry_kind(next) != HAK_CHUNK_POOL)
         return false;
-    const struct pool_page *u = pool_unit_of(next);
-    uint8_t st = atomic_load_explicit(&u->state, memory_order_relaxed);
-    return u->cls == cls && st != POOL_UNIT_FREE && st != POOL_PAGE_EMPTY;
+    return pool_unit_of(next)->cls == cls;
 }
 
 /* pool_page_lookup, or abort with "<func>(): invalid pointer". */

@@ -10,6 +10,20 @@ const uint32_t pool_class_size[POOL_NUM_CLASSES] = {
     20480, 24576, 28672, 32768, 40960, 49152, HAK_POOL_MAX,
 };
 
+/* Grain g holds sizes g * GRAIN + 1 .. (g + 1) * GRAIN, all of one class. */
+#define G(g) (uint8_t)POOL_CLASS_OF_N(((size_t)(g) + 1) * POOL_CLASS_GRAIN - 1),
+#define G4(g) G(g) G((g) + 1) G((g) + 2) G((g) + 3)
+#define G16(g) G4(g) G4((g) + 4) G4((g) + 8) G4((g) + 12)
+const uint8_t pool_class_of_grain[HAK_POOL_MAX / POOL_CLASS_GRAIN] = {
+    /* grains 0 .. 3 (sizes up to HAK_TINY_MAX) are never looked up */
+    0, 0, 0, 0, G4(4) G4(8) G4(12) G16(16) G16(32) G16(48) G16(64) G16(80) G16(96) G16(112)
+    G16(128) G16(144) G16(160) G16(176) G16(192)
+};
+#undef G16
+#undef G4
+#undef G
+_Static_assert(HAK_POOL_MAX / POOL_CLASS_GRAIN == 208, "pool_class_of_grain lists 208 grains");
+
 uint8_t pool_class_units[POOL_NUM_CLASSES];
 uint8_t pool_class_batch_max[POOL_NUM_CLASSES];
 

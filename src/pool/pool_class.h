@@ -35,17 +35,23 @@ HAK_HIDDEN void pool_size_class_init(void);
 #define POOL_CLASS_SPLIT_SHIFT 2
 _Static_assert(HAK_TINY_MAX == 1 << POOL_BASE_SHIFT, "pool classes start above a power of two");
 
-/* The class of `size` (HAK_TINY_MAX < size <= HAK_POOL_MAX), computed rather
- * than looked up: nothing is read that init writes, so a thread may call it
- * while another initializes.  pool_size_class_init checks it against
- * pool_class_size. */
+/* The class of n + 1 bytes, as an integer constant expression:
+ * n >> (e - split), e = log2(n), is 1 << split plus the class within the
+ * power of two. */
+#define POOL_LOG2(n) (63 - __builtin_clzll(n))
+#define POOL_CLASS_OF_N(n)                                                                    \
+    ((POOL_LOG2(n) << POOL_CLASS_SPLIT_SHIFT) + ((n) >> (POOL_LOG2(n) - POOL_CLASS_SPLIT_SHIFT)) - \
+     ((POOL_BASE_SHIFT + 1) << POOL_CLASS_SPLIT_SHIFT))
+
+/* pool_class_of_grain[(size - 1) / POOL_CLASS_GRAIN] is the class of size:
+ * a constant table (pool_class.c), which a thread may read while another
+ * initializes.  pool_size_class_init checks it against pool_class_size. */
+extern HAK_HIDDEN const uint8_t pool_class_of_grain[HAK_POOL_MAX / POOL_CLASS_GRAIN];
+
+/* The class of `size` (HAK_TINY_MAX < size <= HAK_POOL_MAX). */
 HAK_INLINE unsigned pool_class_of(size_t size)
 {
-    size_t n = size - 1;
-    unsigned e = 63u - (unsigned)__builtin_clzll(n); /* POOL_BASE_SHIFT .. 15 */
-    /* n >> (e - split) is 1 << split plus the class within the power of two */
-    return (e << POOL_CLASS_SPLIT_SHIFT) + (unsigned)(n >> (e - POOL_CLASS_SPLIT_SHIFT)) -
-           ((POOL_BASE_SHIFT + 1u) << POOL_CLASS_SPLIT_SHIFT);
+    return pool_class_of_grain[(size - 1) / POOL_CLASS_GRAIN];
 }
 
 #endif

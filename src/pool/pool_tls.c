@@ -126,7 +126,8 @@ void pool_free(void *p, const char *func)
     pool_cache_push(t, pg->cls, p);
 }
 
-void pool_tls_thread_exit(struct pool_cache *c)
+/* Gives every list of cache c to the shared side. */
+static void cache_empty(struct pool_cache *c)
 {
     for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++) {
         head_flush(c, cls);
@@ -134,7 +135,20 @@ void pool_tls_thread_exit(struct pool_cache *c)
             pool_central_put(cls, c->old[cls], c->old_count[cls]);
         c->old[cls] = NULL;
         c->old_count[cls] = 0;
-        c->batch[cls] = 0;
     }
+}
+
+void pool_tls_trim(void)
+{
+    struct hak_thread *t = &hak_thread;
+    if (t->state == HAK_THREAD_ACTIVE)
+        cache_empty(&t->pool);
+}
+
+void pool_tls_thread_exit(struct pool_cache *c)
+{
+    cache_empty(c);
+    for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++)
+        c->batch[cls] = 0;
     c->arena = NULL;
 }

@@ -35,6 +35,9 @@ struct hak_thread;
  * not in use yet, or no longer): moves lists along, see above. */
 HAK_HIDDEN void pool_cache_overflow(struct hak_thread *t, unsigned cls);
 
+/* Empties the calling thread's cache into the shared lists (malloc_trim). */
+HAK_HIDDEN void pool_tls_trim(void);
+
 /* Empties cache c into the shared lists.  Called at thread exit, and valid on
  * another (dead) thread's cache, as fork's child does to adopt them. */
 HAK_HIDDEN void pool_tls_thread_exit(struct pool_cache *c);
