@@ -1,19 +1,20 @@
-/* bench_prodcons COUNT [THREADS] [SEED]
+/* bench_prodcons COUNT [THREADS] [SIZE] [SEED]
  *
  * Like mimalloc-bench's xmalloc-testN: THREADS producer threads (default 4)
- * allocate blocks of 16 B..2 KiB, stamp them and hand them in batches of 128
- * to THREADS consumer threads, which check and free them: every free is a
- * remote free, and what a consumer frees the allocator must get back to the
- * producers.  Batches go through one bounded queue (at most 64 in flight), so
- * the live data stays small and peak RSS shows how much freed memory the
+ * allocate blocks of SIZE bytes (default 64; 0: random sizes of 16 B..2 KiB),
+ * stamp them and hand them in batches of 4096 to THREADS consumer threads,
+ * which check and free them: every free is a remote free, and what a
+ * consumer frees the allocator must get back to the producers.  Batches go
+ * through one bounded queue (at most 100 in flight, as xmalloc-test's bag),
+ * so the live data is bounded and peak RSS shows how much freed memory the
  * allocator strands.  One operation = one block allocated, handed over and
  * freed; COUNT blocks in all.
  */
 #include "bench_common.h"
 #include <pthread.h>
 
-#define BATCH 128
-#define INFLIGHT 64
+#define BATCH 4096
+#define INFLIGHT 100
 #define MAX_THREADS 64
 
 struct batch {
@@ -29,6 +30,7 @@ static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t q_nonempty = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t q_nonfull = PTHREAD_COND_INITIALIZER;
 static long per_producer;
+static size_t block_size;
 static uint64_t seed;
 static const char *prog;
 
@@ -67,7 +69,7 @@ static void *producer(void *arg)
         struct batch *b = bench_xmalloc(sizeof *b);
         b->n = per_producer - i < BATCH ? (int)(per_producer - i) : BATCH;
         for (int j = 0; j < b->n; j++) {
-            size_t n = bench_range(&rng, 16, 2048);
+            size_t n = block_size ? block_size : bench_range(&rng, 16, 2048);
             b->b[j] = bench_xmalloc(n);
             b->size[j] = n;
             b->tag[j] = id << 40 | (uint64_t)(i + j);
@@ -103,7 +105,8 @@ int main(int argc, char **argv)
     prog = argv[0];
     long count = bench_arg(argc, argv, 1, 4000000);
     int threads = (int)bench_arg(argc, argv, 2, 4);
-    seed = (uint64_t)bench_arg(argc, argv, 3, 1);
+    block_size = argc > 3 ? (size_t)atol(argv[3]) : 64;
+    seed = (uint64_t)bench_arg(argc, argv, 4, 1);
     if (threads > MAX_THREADS)
         threads = MAX_THREADS;
     per_producer = count / threads;

@@ -291,16 +291,27 @@ void *large_realloc(void *p, enum hak_chunk_kind kind, size_t size)
 size_t large_purge(uint64_t now_ms, bool all)
 {
     size_t bytes = pages_purge(now_ms, all);
+    /* Due mappings leave the cache under the lock and are unmapped after. */
+    struct {
+        char *map;
+        size_t size;
+    } due[LARGE_CACHE_SLOTS];
+    unsigned n = 0;
     hak_lock(&cache_lock);
     for (unsigned i = cache_count; i-- > 0;) {
         if (!all && !hak_purge_due(cache[i].free_ms, now_ms))
             continue;
-        unmap_block(cache[i].map, cache[i].size);
-        bytes += cache[i].size;
+        due[n].map = cache[i].map;
+        due[n].size = cache[i].size;
+        n++;
         cache_bytes -= cache[i].size;
         cache[i] = cache[--cache_count];
     }
     hak_unlock(&cache_lock);
+    for (unsigned i = 0; i < n; i++) {
+        unmap_block(due[i].map, due[i].size);
+        bytes += due[i].size;
+    }
     return bytes;
 }
 

@@ -1,5 +1,7 @@
 /*
  * os.c - the kernel interface: chunk-aligned mmap, munmap, mremap and madvise.
+ * Counted for HAKMEM_STATS as calls of the interface (an aligned mapping may
+ * take more than one system call).
  */
 #include "os.h"
 #include "stats.h"
@@ -62,6 +64,7 @@ void hak_os_purge(void *p, size_t size)
 {
     int saved = errno;
     madvise(p, size, MADV_DONTNEED);
+    hak_stats_count_purge();
     errno = saved;
 }
 
@@ -81,6 +84,7 @@ void *hak_os_remap_chunks(void *p, size_t old_size, size_t new_size)
 {
     int saved = errno;
     /* In place first: shrinking always works, growing if the range is free. */
+    hak_stats_count_remap();
     void *q = mremap(p, old_size, new_size, 0);
     if (q != MAP_FAILED)
         return q;

@@ -26,7 +26,9 @@
 #include "registry.h"
 #include "stats.h"
 
-enum run_state { RUN_DEAD = 0, RUN_USED = 1, RUN_FREE = 2 };
+/* A purging run is free but out of every list while its pages are given back
+ * without the lock. */
+enum run_state { RUN_DEAD = 0, RUN_USED = 1, RUN_FREE = 2, RUN_PURGING = 3 };
 
 struct run_chunk;
 
@@ -37,7 +39,8 @@ struct run {
     uint8_t state;               /* enum run_state */
     bool dirty;                  /* free and maybe resident: due for purging */
     bool freed;                  /* starts where a block was freed (double free) */
-    struct run *next, *prev;     /* free: its bin; dead: the descriptor free list */
+    struct run *next, *prev;     /* free: its bin; dead: the descriptor free list;
+                                    purging: the purge's list */
     struct run *dnext, *dprev;   /* dirty: the dirty list */
     uint64_t free_ms;            /* dirty: when it became free */
 };
@@ -201,16 +204,29 @@ static struct run *run_of(void *p, const char *func)
     return r;
 }
 
-/* Frees the used run r and merges it with its free neighbours. */
-static void run_release(struct run *r, uint64_t now)
+/* Takes free run r out of its lists, folding its dirtiness into *dirty and
+ * *since (the newest time any dirty part became free). */
+static void absorb(struct run *r, bool *dirty, uint64_t *since)
+{
+    bin_remove(r);
+    if (r->dirty) {
+        if (!*dirty || r->free_ms > *since)
+            *since = r->free_ms;
+        *dirty = true;
+        dirty_remove(r);
+    }
+}
+
+/* Makes r (in no list) free, merged with its free neighbours; dirty since
+ * `since` if it or a neighbour is. */
+static void run_settle(struct run *r, bool dirty, uint64_t since)
 {
     struct run_chunk *c = r->chunk;
     struct run *m = r;
     if (r->first > HAK_RUN_HEADER_PAGES) {
         struct run *pr = c->map[r->first - 1];
         if (pr->state == RUN_FREE && pr->first + pr->pages == r->first) {
-            bin_remove(pr);
-            dirty_remove(pr);
+            absorb(pr, &dirty, &since);
             pr->pages += r->pages;
             desc_kill(r);
             m = pr;
@@ -220,13 +236,12 @@ static void run_release(struct run *r, uint64_t now)
     if (end < HAK_CHUNK_PAGES) {
         struct run *nx = c->map[end];
         if (nx->state == RUN_FREE && nx->first == end) {
-            bin_remove(nx);
-            dirty_remove(nx);
+            absorb(nx, &dirty, &since);
             m->pages += nx->pages;
             desc_kill(nx);
         }
     }
-    free_run_insert(m, true, now);
+    free_run_insert(m, dirty, since);
 }
 
 /* A fresh run chunk whose whole run is in its bin; false if out of memory. */
@@ -349,7 +364,7 @@ void pages_free(void *p, const char *func)
     hak_lock(&pages_lock);
     struct run *r = run_of(p, func);
     r->freed = true;
-    run_release(r, now);
+    run_settle(r, true, now);
     hak_unlock(&pages_lock);
 }
 
@@ -379,7 +394,7 @@ bool pages_resize(void *p, size_t npages, const char *func)
             r->pages = (uint16_t)n;
             map_set(r);
             map_set(t);
-            run_release(t, now);
+            run_settle(t, true, now);
         }
     } else if (n > r->pages) {
         struct run *nx = end < HAK_CHUNK_PAGES ? r->chunk->map[end] : NULL;
@@ -407,8 +422,12 @@ bool pages_resize(void *p, size_t npages, const char *func)
     return ok;
 }
 
+/* Due runs leave every list (RUN_PURGING: no one allocates them or merges
+ * with them) while their pages are given back without the lock, then come
+ * back clean.  A run that is its whole chunk gives the chunk back. */
 size_t pages_purge(uint64_t now_ms, bool all)
 {
+    struct run *todo = NULL;
     size_t bytes = 0;
     hak_lock(&pages_lock);
     for (struct run *r = dirty_head, *next; r; r = next) {
@@ -416,15 +435,28 @@ size_t pages_purge(uint64_t now_ms, bool all)
         if (!all && !hak_purge_due(r->free_ms, now_ms))
             continue;
         dirty_remove(r);
+        bin_remove(r);
+        r->state = RUN_PURGING;
+        r->next = todo;
+        todo = r;
         bytes += pages_bytes(r->pages);
-        if (r->pages == HAK_RUN_MAX_PAGES) {
-            /* The whole chunk is free: give the mapping back. */
-            bin_remove(r);
-            desc_kill(r);
+    }
+    hak_unlock(&pages_lock);
+    if (!todo)
+        return 0;
+    for (struct run *r = todo; r; r = r->next) {
+        if (r->pages == HAK_RUN_MAX_PAGES)
             chunk_unmap(r->chunk);
-        } else {
+        else
             hak_os_purge(run_start(r), pages_bytes(r->pages));
-        }
+    }
+    hak_lock(&pages_lock);
+    for (struct run *r = todo, *next; r; r = next) {
+        next = r->next;
+        if (r->pages == HAK_RUN_MAX_PAGES)
+            desc_kill(r);
+        else
+            run_settle(r, false, 0);
     }
     hak_unlock(&pages_lock);
     return bytes;

@@ -13,7 +13,7 @@
 
 static const char *const names[HAK_TIER_COUNT] = {"tiny", "pool", "large"};
 
-static _Atomic uint64_t mmap_calls, munmap_calls;
+static _Atomic uint64_t mmap_calls, munmap_calls, purge_calls, remap_calls;
 static _Atomic int64_t mapped[HAK_TIER_COUNT];
 static _Atomic uint64_t global_allocs[HAK_TIER_COUNT], global_frees[HAK_TIER_COUNT];
 
@@ -26,6 +26,8 @@ static unsigned live_count;
 
 void hak_stats_count_mmap(void) { atomic_fetch_add_explicit(&mmap_calls, 1, memory_order_relaxed); }
 void hak_stats_count_munmap(void) { atomic_fetch_add_explicit(&munmap_calls, 1, memory_order_relaxed); }
+void hak_stats_count_purge(void) { atomic_fetch_add_explicit(&purge_calls, 1, memory_order_relaxed); }
+void hak_stats_count_remap(void) { atomic_fetch_add_explicit(&remap_calls, 1, memory_order_relaxed); }
 
 void hak_stats_mapped(enum hak_tier tier, int64_t delta)
 {
@@ -99,8 +101,11 @@ void hak_stats_print_fd(int fd)
                       "hakmem: %s: allocs=%llu frees=%llu mapped=%llu\n", names[t],
                       (unsigned long long)s.tier[t].allocs, (unsigned long long)s.tier[t].frees,
                       (unsigned long long)s.tier[t].mapped_bytes);
-    n += snprintf(buf + n, sizeof(buf) - (size_t)n, "hakmem: os: mmap=%llu munmap=%llu\n",
-                  (unsigned long long)s.mmap_calls, (unsigned long long)s.munmap_calls);
+    n += snprintf(buf + n, sizeof(buf) - (size_t)n,
+                  "hakmem: os: mmap=%llu munmap=%llu madvise=%llu mremap=%llu\n",
+                  (unsigned long long)s.mmap_calls, (unsigned long long)s.munmap_calls,
+                  (unsigned long long)atomic_load_explicit(&purge_calls, memory_order_relaxed),
+                  (unsigned long long)atomic_load_explicit(&remap_calls, memory_order_relaxed));
     ssize_t w = write(fd, buf, (size_t)n);
     (void)w;
 }

@@ -20,6 +20,10 @@ HAK_HIDDEN void hak_stats_print_fd(int fd);
 
 HAK_HIDDEN void hak_stats_count_mmap(void);
 HAK_HIDDEN void hak_stats_count_munmap(void);
+/* Purges (madvise MADV_DONTNEED) and resizes (mremap) of mappings: printed
+ * by hak_stats_print, not part of struct hak_stats (its layout is ABI). */
+HAK_HIDDEN void hak_stats_count_purge(void);
+HAK_HIDDEN void hak_stats_count_remap(void);
 HAK_HIDDEN void hak_stats_mapped(enum hak_tier tier, int64_t delta);
 
 /* Registers / unregisters a live thread's counters for summing. */

@@ -9,7 +9,9 @@
 #   - 256 MiB of large blocks freed and left alone: after twice the purge
 #     delay and one more call, RSS within 16 MiB of the start;
 #   - under tests/thp_shim (MADV_HUGEPAGE on every mapping), 100 x
-#     malloc(64 KiB) costs at most twice glibc's RSS.
+#     malloc(64 KiB) costs at most twice glibc's RSS;
+#   - the threads case of tests/test_pages with HAKMEM_PURGE_DELAY_MS=0, so
+#     that purges run all the time next to allocations (if Check is there).
 # Exit 77 (skip) only if nothing could run; a scenario whose tool is missing
 # (strace, huge pages) is reported and skipped on its own.
 
@@ -74,6 +76,14 @@ elif LD_PRELOAD="$shim" "$probe" thp_active; then
         fail "RSS under MADV_HUGEPAGE: $mine KiB against glibc's $glibc KiB"
 else
     echo "SKIP: transparent huge pages unavailable: THP test not run"
+fi
+
+# 6. Purges racing with allocations and frees in other threads.
+pages="$abs_top_builddir/tests/test_pages"
+if [ -x "$pages" ]; then
+    CK_RUN_CASE=threads HAKMEM_PURGE_DELAY_MS=0 "$pages" || fail "test_pages threads with no purge delay"
+else
+    echo "SKIP: tests/test_pages not built (no Check): purge race not run"
 fi
 
 exit $((failures > 0))

@@ -14,7 +14,8 @@
  *    pointer", each with one `hakmem:` line and abort;
  *  - malloc_trim(0) gives every free run chunk and cached mapping back;
  *  - threads: 4 threads allocate, verify, realloc and free large blocks of
- *    random sizes, handing some to each other.
+ *    random sizes, handing some to each other (tests/memory.sh runs this case
+ *    again with HAKMEM_PURGE_DELAY_MS=0: purges racing with allocation).
  */
 #include <check.h>
 #include <malloc.h>
@@ -345,8 +346,12 @@ int main(void)
     tcase_add_test(tc, calloc_reused);
     tcase_add_test(tc, trim_gives_back);
     tcase_add_test(tc, misuse);
-    tcase_add_test(tc, threads);
     suite_add_tcase(s, tc);
+    /* Its own case: tests/memory.sh runs it alone with a purge delay of 0. */
+    TCase *tt = tcase_create("threads");
+    tcase_set_timeout(tt, 120);
+    tcase_add_test(tt, threads);
+    suite_add_tcase(s, tt);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
