@@ -69,6 +69,7 @@ static void *alloc_aligned(size_t size, size_t align, bool zero)
         errno = ENOMEM;
         return NULL;
     }
+    hak_adopt_check(); /* in a child of fork(): the parent threads' memory */
     void *b;
     bool zeroed = false;
     enum hak_tier tier;

@@ -29,6 +29,9 @@ static _Atomic int hooks_state; /* 0: none, 1: being registered, 2: registered *
  * leave the list in thread_exit). */
 static struct hak_lock threads_lock = HAK_LOCK_INITIALIZER;
 static struct hak_thread *threads;
+/* In a child of fork(): the parent's other threads, not yet adopted. */
+static struct hak_thread *orphans;
+_Atomic int hak_adopt_countdown;
 
 static void threads_add(struct hak_thread *t)
 {
@@ -107,7 +110,8 @@ static void print_stats_at_exit(void)
  * their lock operations pass through.
  *
  * In the child only the forking thread exists: every other thread's caches,
- * slabs and pages are given back, so that the child reuses them.
+ * slabs and pages are given back (lazily, see fork_child), so that the child
+ * reuses them.
  */
 extern void _IO_list_lock(void);
 extern void _IO_list_unlock(void);
@@ -161,22 +165,45 @@ static void fork_child(void)
     hak_fork_locks_end();
     if (fork_took_list_lock)
         _IO_list_resetlock(); /* glibc did; again, harmlessly */
-    /* Adopt what the parent's other threads held, unless fork() interrupted
-     * hakmem itself (in a signal handler): the tiers' state is then half
-     * updated and some locks are the interrupted code's, so the other
-     * threads' caches are left alone (memory the child then frees into
-     * them is not reused). */
+    /* What the parent's other threads held is adopted later, once the
+     * child allocates in earnest (hak_adopt_check): a child that only calls
+     * exec or _exit never touches those caches, which would copy every page
+     * they sit on.  Not after a fork() that interrupted
+     * hakmem itself (in a signal handler): the tiers' state is half updated
+     * and some locks are the interrupted code's, so the other threads'
+     * caches are left alone (memory the child frees into them is not
+     * reused). */
     struct hak_thread *self = &hak_thread, *t = threads;
     threads = NULL;
+    orphans = NULL;
     while (t) {
         struct hak_thread *next = t->next;
-        t->prev = t->next = NULL;
-        if (t != self && !interrupted)
-            thread_release(t);
+        if (t != self && !interrupted) {
+            t->prev = NULL;
+            t->next = orphans;
+            orphans = t;
+        }
         t = next;
     }
     if (self->state == HAK_THREAD_ACTIVE)
         threads_add(self);
+    atomic_store_explicit(&hak_adopt_countdown, orphans ? HAK_ADOPT_AFTER : 0,
+                          memory_order_relaxed);
+}
+
+void hak_adopt_orphans(void)
+{
+    hak_lock(&threads_lock);
+    struct hak_thread *t = orphans;
+    orphans = NULL;
+    atomic_store_explicit(&hak_adopt_countdown, 0, memory_order_relaxed);
+    hak_unlock(&threads_lock);
+    while (t) {
+        struct hak_thread *next = t->next;
+        t->next = NULL;
+        thread_release(t);
+        t = next;
+    }
 }
 
 /* Registers the hooks that may themselves allocate: called once hakmem can

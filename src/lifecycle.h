@@ -43,6 +43,22 @@ HAK_INLINE bool hak_ensure_init(void)
     return HAK_LIKELY(__atomic_load_n(&hak_ready, __ATOMIC_ACQUIRE)) || hak_init_slow();
 }
 
+/* In a child of fork(): how many more allocations off the fast path before
+ * the parent's other threads' caches and heaps are given back (0: none
+ * pending).  hak_adopt_check counts them down on the allocation slow path;
+ * a child that makes only a few allocations (before exec or _exit) never
+ * touches those caches, which would copy every page they sit on. */
+#define HAK_ADOPT_AFTER 64
+extern HAK_HIDDEN _Atomic int hak_adopt_countdown;
+HAK_HIDDEN void hak_adopt_orphans(void);
+
+HAK_INLINE void hak_adopt_check(void)
+{
+    if (HAK_UNLIKELY(atomic_load_explicit(&hak_adopt_countdown, memory_order_relaxed)) &&
+        atomic_fetch_sub_explicit(&hak_adopt_countdown, 1, memory_order_relaxed) == 1)
+        hak_adopt_orphans();
+}
+
 /* Moves the calling thread from NEW to ACTIVE (registers its exit hook);
  * without a working exit hook, to DEAD: the thread stays on the shared paths
  * that need no thread-exit cleanup. */
