@@ -47,6 +47,9 @@ static struct tiny_cache orphan_cache;
 static _Atomic unsigned trim_epoch;
 
 static uint16_t cache_cap_init[TINY_NUM_CLASSES], cache_cap_max[TINY_NUM_CLASSES];
+/* Lists a heap's transfer stack holds per class: about TINY_XFER_BYTES. */
+#define TINY_XFER_BYTES 1048576u
+static uint8_t xfer_max[TINY_NUM_CLASSES];
 
 static unsigned clamp_blocks(unsigned bytes, unsigned size)
 {
@@ -61,6 +64,8 @@ void tiny_init(void)
     for (unsigned i = 0; i < TINY_NUM_CLASSES; i++) {
         cache_cap_init[i] = (uint16_t)clamp_blocks(TINY_CACHE_INIT_BYTES, tiny_class_size[i]);
         cache_cap_max[i] = (uint16_t)clamp_blocks(TINY_CACHE_MAX_BYTES, tiny_class_size[i]);
+        unsigned lists = TINY_XFER_BYTES / (cache_cap_max[i] * tiny_class_size[i]);
+        xfer_max[i] = (uint8_t)(lists < 1 ? 1 : (lists > TINY_XFER_LISTS ? TINY_XFER_LISTS : lists));
         hak_lock_init(&abandoned[i].lock);
     }
 }
@@ -348,24 +353,27 @@ static uint32_t cache_count(const struct tiny_cache *c, unsigned cls)
     return (uint32_t)((int32_t)c->cap[cls] - c->room[cls]);
 }
 
-/* Returns the blocks of list cls past its first `keep` to their slabs, run
- * by run: the most recently freed, hot in the CPU's caches, stay.  Walks,
- * and so checks, every link of the list. */
-static void cache_flush(struct tiny_cache *c, unsigned cls, uint32_t keep)
+/* Follows the link of free block b of class cls on a walk that will check
+ * the next block's own mark when it gets there: b's mark, and that the link
+ * is NULL or names a block of the class (tiny_link_in_heap). */
+static void *walk_next(void *b, unsigned cls)
+{
+    void *next;
+    if (HAK_UNLIKELY(!hak_link_read(b, &next)))
+        corrupt(next);
+    if (HAK_HARDENING && next && HAK_UNLIKELY(!tiny_link_in_heap(next, cls)))
+        corrupt(next);
+    return next;
+}
+
+/* Returns `list`, n blocks of class cls from c's lists, to their slabs, run
+ * by run: each run of blocks of one slab is spliced onto that slab's free
+ * list with one link write.  Walks, and so checks, every link. */
+static void cache_return(struct tiny_cache *c, unsigned cls, void *list, uint32_t n)
 {
     struct tiny_heap *h = c->heap;
-    uint32_t count = cache_count(c, cls);
-    void *b = c->head[cls];
-    void *last_kept = NULL;
-    for (uint32_t k = 0; k < keep; k++) {
-        last_kept = b;
-        b = tiny_next_checked(b, cls);
-    }
-    if (last_kept)
-        hak_link_set(last_kept, NULL);
-    else
-        c->head[cls] = NULL;
-    for (uint32_t left = count - keep; left;) {
+    void *b = list;
+    for (uint32_t left = n; left;) {
         if (HAK_UNLIKELY(!b))
             corrupt(b); /* the list is shorter than its count */
         struct tiny_slab *s = tiny_slab_of(b);
@@ -376,14 +384,39 @@ static void cache_flush(struct tiny_cache *c, unsigned cls, uint32_t keep)
         uint32_t run = 0;
         do {
             last = b;
-            b = tiny_next_checked(last, cls);
+            b = walk_next(last, cls);
             run++;
         } while (--left && b && tiny_slab_of(b) == s);
         slab_put_run(h, s, first, last, run);
     }
     if (HAK_UNLIKELY(b))
         corrupt(b); /* the list is longer than its count */
-    c->room[cls] += (int32_t)(count - keep);
+}
+
+/* The oldest list of c's transfer stack for cls goes back to the slabs. */
+static void xfer_return_oldest(struct tiny_cache *c, unsigned cls)
+{
+    struct tiny_xfer *x = &c->heap->xfer[cls];
+    cache_return(c, cls, x->list[0], x->n[0]);
+    x->count--;
+    memmove(x->list, x->list + 1, x->count * sizeof(x->list[0]));
+    memmove(x->since_ms, x->since_ms + 1, x->count * sizeof(x->since_ms[0]));
+    memmove(x->n, x->n + 1, x->count * sizeof(x->n[0]));
+}
+
+/* Lists set aside for the purge delay go back to the slabs; looked at no
+ * more often than a quarter of the delay. */
+static void heap_age(struct tiny_cache *c, uint64_t now)
+{
+    struct tiny_heap *h = c->heap;
+    if (now < h->next_age_ms)
+        return;
+    h->next_age_ms = now + hak_opt.purge_delay_ms / 4u + 1;
+    for (unsigned cls = 0; cls < TINY_NUM_CLASSES; cls++) {
+        struct tiny_xfer *x = &h->xfer[cls];
+        while (x->count && hak_purge_due(x->since_ms[0], now))
+            xfer_return_oldest(c, cls);
+    }
 }
 
 static void heap_trim(struct tiny_cache *c);
@@ -408,7 +441,16 @@ void tiny_cache_overflow(struct tiny_cache *c, unsigned cls)
         c->cap[cls] = (uint16_t)cap;
         return;
     }
-    cache_flush(c, cls, c->cap[cls] / 2u);
+    /* Full: the whole list goes onto the transfer stack; if that is full,
+     * its oldest list goes back to the slabs first. */
+    struct tiny_xfer *x = &c->heap->xfer[cls];
+    if (x->count == xfer_max[cls])
+        xfer_return_oldest(c, cls);
+    x->list[x->count] = c->head[cls];
+    x->since_ms[x->count] = hak_clock_ms();
+    x->n[x->count++] = (uint16_t)cache_count(c, cls);
+    c->head[cls] = NULL;
+    c->room[cls] = c->cap[cls];
     heap_check_epoch(c);
 }
 
@@ -417,6 +459,14 @@ static void *refill_from_heap(struct tiny_cache *c, struct tiny_heap *h, unsigne
     if (!c->cap[cls]) {
         c->cap[cls] = cache_cap_init[cls];
         c->room[cls] = c->cap[cls];
+    }
+    struct tiny_xfer *x = &h->xfer[cls];
+    if (x->count) {
+        /* The newest set-aside list comes back whole (at most cap blocks). */
+        x->count--;
+        c->head[cls] = x->list[x->count];
+        c->room[cls] = (int32_t)c->cap[cls] - x->n[x->count];
+        return tiny_cache_pop_checked(c, cls);
     }
     uint32_t want = hak_opt.tiny_batch_refill ? c->cap[cls] / 2u : 1;
     void *list = NULL;
@@ -455,6 +505,7 @@ void *tiny_alloc_refill(struct tiny_cache *c, unsigned cls)
     }
     hak_purge_tick();
     heap_check_epoch(c);
+    heap_age(c, hak_clock_ms());
     return refill_from_heap(c, c->heap, cls);
 }
 
@@ -506,7 +557,14 @@ static void abandon_list(struct tiny_slab_list *l)
 static void cache_flush_all(struct tiny_cache *c, unsigned cls)
 {
     if (c->head[cls])
-        cache_flush(c, cls, 0);
+        cache_return(c, cls, c->head[cls], cache_count(c, cls));
+    c->head[cls] = NULL;
+    c->room[cls] = c->cap[cls];
+    struct tiny_xfer *x = &c->heap->xfer[cls];
+    while (x->count) {
+        x->count--;
+        cache_return(c, cls, x->list[x->count], x->n[x->count]);
+    }
 }
 
 void tiny_thread_exit(struct tiny_cache *c)

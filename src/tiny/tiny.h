@@ -7,9 +7,10 @@
  * once (after taking its remote frees with one exchange), or fresh blocks
  * carved from its tail.  free pushes onto the cache when the caller owns the
  * block's slab; a push that fills the cache first grows it (up to a per-class
- * maximum, as tcmalloc's caches grow with demand), then returns half of it to
- * the slabs, run by run: consecutive blocks of one slab are spliced onto that
- * slab's free list with one link write.  Other threads' frees go onto the
+ * maximum, as tcmalloc's caches grow with demand), then sets the full list
+ * aside whole on the heap's transfer stack (struct tiny_xfer); lists that
+ * stack cannot hold go back to the slabs run by run: consecutive blocks of
+ * one slab are spliced onto that slab's free list with one link write.  Other threads' frees go onto the
  * slab's lock-free remote stack.  A thread's exit flushes its cache and
  * abandons its slabs, which the next thread needing that class adopts.
  *
@@ -42,8 +43,24 @@ struct tiny_slab_list {
     struct tiny_slab *head, *tail;
 };
 
-/* A thread's slabs, per class.  Heaps are recycled, never unmapped. */
+/* Whole cache lists set aside when the cache overflowed, newest last: an
+ * empty cache takes the newest back in one move; the oldest goes back to
+ * the slabs (a walk) when the stack is full, or once it has been set aside
+ * for the purge delay (so that its slabs can empty and be purged).  As
+ * tcmalloc's transfer batches, lists move whole, never block by block. */
+#define TINY_XFER_LISTS 16
+struct tiny_xfer {
+    void *list[TINY_XFER_LISTS];
+    uint64_t since_ms[TINY_XFER_LISTS];
+    uint16_t n[TINY_XFER_LISTS];
+    uint8_t count;
+};
+
+/* A thread's slabs and set-aside lists, per class.  Heaps are recycled,
+ * never unmapped. */
 struct tiny_heap {
+    struct tiny_xfer xfer[TINY_NUM_CLASSES];
+    uint64_t next_age_ms;    /* when the transfer stacks are next aged */
     struct tiny_slab *current[TINY_NUM_CLASSES];
     struct tiny_slab_list partial[TINY_NUM_CLASSES];
     struct tiny_slab_list full[TINY_NUM_CLASSES];
