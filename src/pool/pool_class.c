@@ -29,16 +29,19 @@ uint8_t pool_class_batch_max[POOL_NUM_CLASSES];
 
 void pool_size_class_init(void)
 {
+#ifdef HAKMEM_DEBUG
     /* pool_class_of must name the smallest class that holds each size:
      * class sizes are multiples of the grain, so checking both ends of
-     * every grain checks every size. */
+     * every grain checks every size.  (Debug builds: the table is constant,
+     * so one check per build is enough; .ci/sanitize builds with debug.) */
     for (size_t g = HAK_TINY_MAX; g < HAK_POOL_MAX; g += POOL_CLASS_GRAIN)
         for (size_t s = g + 1; s <= g + POOL_CLASS_GRAIN; s += POOL_CLASS_GRAIN - 1) {
             unsigned c = pool_class_of(s);
-            if (c >= POOL_NUM_CLASSES || pool_class_size[c] < s ||
-                (c > 0 && pool_class_size[c - 1] >= s))
-                hak_fatal("pool: class of %zu bytes is %u", s, c);
+            HAK_DEBUG_CHECK(c < POOL_NUM_CLASSES && pool_class_size[c] >= s &&
+                                (c == 0 || pool_class_size[c - 1] < s),
+                            "pool: class of %zu bytes is %u", s, c);
         }
+#endif
     for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++) {
         unsigned units = 1;
         for (; units < POOL_MAX_PAGE_UNITS; units *= 2) {

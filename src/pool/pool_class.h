@@ -45,7 +45,7 @@ _Static_assert(HAK_TINY_MAX == 1 << POOL_BASE_SHIFT, "pool classes start above a
 
 /* pool_class_of_grain[(size - 1) / POOL_CLASS_GRAIN] is the class of size:
  * a constant table (pool_class.c), which a thread may read while another
- * initializes.  pool_size_class_init checks it against pool_class_size. */
+ * initializes.  Debug builds check it against pool_class_size at init. */
 extern HAK_HIDDEN const uint8_t pool_class_of_grain[HAK_POOL_MAX / POOL_CLASS_GRAIN];
 
 /* The class of `size` (HAK_TINY_MAX < size <= HAK_POOL_MAX). */
