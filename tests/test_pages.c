@@ -21,6 +21,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,14 @@ START_TEST(coalescing)
 }
 END_TEST
 
+/* Whether realloc may resize in place: a build for valgrind moves every
+ * block (memcheck learns sizes only from allocations and frees). */
+static bool in_place(void)
+{
+    const char *vg = getenv("HAKMEM_VALGRIND_CONFIGURED");
+    return !vg || strcmp(vg, "yes") != 0;
+}
+
 START_TEST(realloc_runs)
 {
     /* Shrinking stays put and keeps the contents. */
@@ -133,12 +142,17 @@ START_TEST(realloc_runs)
     ck_assert_ptr_nonnull(p);
     fill(p, RUN_MAX, 0x11);
     unsigned char *q = realloc(p, 100 * KiB);
-    ck_assert_ptr_eq(q, p);
+    ck_assert_ptr_nonnull(q);
+    if (in_place())
+        ck_assert_ptr_eq(q, p);
     verify(q, 100 * KiB, 0x11);
     /* The pages given back are free right after the block: it grows into
      * them in place. */
+    p = q;
     q = realloc(q, 900 * KiB);
-    ck_assert_ptr_eq(q, p);
+    ck_assert_ptr_nonnull(q);
+    if (in_place())
+        ck_assert_ptr_eq(q, p);
     verify(q, 100 * KiB, 0x11);
     fill(q, 900 * KiB, 0x22);
     /* Growing past the run threshold moves it into a mapping, then mremap. */
@@ -149,7 +163,9 @@ START_TEST(realloc_runs)
         ck_assert_uint_ge(malloc_usable_size(q), n);
     }
     unsigned char *r = realloc(q, 1 * MiB); /* a big shrink of a mapping */
-    ck_assert_ptr_eq(r, q);
+    ck_assert_ptr_nonnull(r);
+    if (in_place())
+        ck_assert_ptr_eq(r, q);
     verify(r, 900 * KiB, 0x22);
     free(r);
 }
