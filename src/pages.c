@@ -41,7 +41,7 @@ struct run {
     bool freed;                  /* starts where a block was freed (double free) */
     struct run *next, *prev;     /* free: its bin; dead: the descriptor free list;
                                     purging: the purge's list */
-    struct run *dnext, *dprev;   /* dirty: the dirty list */
+    struct run *dnext, *dprev;   /* dirty: the dirty list; purging: `purging` */
     uint64_t free_ms;            /* dirty: when it became free */
 };
 
@@ -65,6 +65,9 @@ static struct run *bin[HAK_RUN_MAX_PAGES + 1];
 static uint64_t binmap[BIN_WORDS];
 /* Dirty free runs, roughly oldest first. */
 static struct run *dirty_head, *dirty_tail;
+/* Runs being purged (linked through dnext/dprev), for a fork child to take
+ * back: the thread purging them does not exist there. */
+static struct run *purging;
 static struct run *desc_free;
 static struct run *desc_slab, *desc_slab_end;
 
@@ -425,6 +428,16 @@ bool pages_resize(void *p, size_t npages, const char *func)
 /* Due runs leave every list (RUN_PURGING: no one allocates them or merges
  * with them) while their pages are given back without the lock, then come
  * back clean.  A run that is its whole chunk gives the chunk back. */
+static void purging_remove(struct run *r)
+{
+    if (r->dprev)
+        r->dprev->dnext = r->dnext;
+    else
+        purging = r->dnext;
+    if (r->dnext)
+        r->dnext->dprev = r->dprev;
+}
+
 size_t pages_purge(uint64_t now_ms, bool all)
 {
     struct run *todo = NULL;
@@ -439,6 +452,11 @@ size_t pages_purge(uint64_t now_ms, bool all)
         r->state = RUN_PURGING;
         r->next = todo;
         todo = r;
+        r->dprev = NULL;
+        r->dnext = purging;
+        if (purging)
+            purging->dprev = r;
+        purging = r;
         bytes += pages_bytes(r->pages);
     }
     hak_unlock(&pages_lock);
@@ -453,6 +471,7 @@ size_t pages_purge(uint64_t now_ms, bool all)
     hak_lock(&pages_lock);
     for (struct run *r = todo, *next; r; r = next) {
         next = r->next;
+        purging_remove(r);
         if (r->pages == HAK_RUN_MAX_PAGES)
             desc_kill(r);
         else
@@ -464,4 +483,20 @@ size_t pages_purge(uint64_t now_ms, bool all)
 
 void pages_fork_prepare(void) { hak_lock(&pages_lock); }
 void pages_fork_parent(void) { hak_unlock(&pages_lock); }
-void pages_fork_child(void) { hak_lock_init(&pages_lock); }
+
+void pages_fork_child(void)
+{
+    hak_lock_init(&pages_lock);
+    /* Runs another thread was purging come back as dirty free runs (their
+     * pages may or may not be purged yet); a whole chunk whose registry
+     * entry is already cleared was being unmapped and is gone. */
+    uint64_t now = hak_clock_ms();
+    while (purging) {
+        struct run *r = purging;
+        purging_remove(r);
+        if (r->pages == HAK_RUN_MAX_PAGES && hak_registry_kind(r->chunk) != HAK_CHUNK_RUNS)
+            desc_kill(r);
+        else
+            run_settle(r, true, now);
+    }
+}
