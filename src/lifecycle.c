@@ -168,11 +168,10 @@ static void fork_child(void)
     /* What the parent's other threads held is adopted later, once the
      * child allocates in earnest (hak_adopt_check): a child that only calls
      * exec or _exit never touches those caches, which would copy every page
-     * they sit on.  Not after a fork() that interrupted
-     * hakmem itself (in a signal handler): the tiers' state is half updated
-     * and some locks are the interrupted code's, so the other threads'
-     * caches are left alone (memory the child frees into them is not
-     * reused). */
+     * they sit on.  Not after a fork() that interrupted hakmem itself (in a
+     * signal handler): the tiers' state is half updated and some locks are
+     * the interrupted code's, so the other threads' caches are left alone
+     * (memory the child frees into them is not reused). */
     struct hak_thread *self = &hak_thread, *t = threads;
     threads = NULL;
     orphans = NULL;
@@ -185,10 +184,33 @@ static void fork_child(void)
         }
         t = next;
     }
+    /* Directly, not with threads_add: after a fork() in a signal handler,
+     * threads_lock may be the interrupted code's. */
+    self->prev = self->next = NULL;
     if (self->state == HAK_THREAD_ACTIVE)
-        threads_add(self);
+        threads = self;
     atomic_store_explicit(&hak_adopt_countdown, orphans ? HAK_ADOPT_AFTER : 0,
                           memory_order_relaxed);
+}
+
+/* A thread that did not exist in the child may have been in the middle of
+ * a cache push or pop (no lock) when fork() copied it: a list head already
+ * moved but its count not yet, or the reverse.  Counts are made to match
+ * the lists (walked up to the count, stopping at the end or at a link
+ * outside the tier), so that flushing them follows only real blocks; a block
+ * caught half pushed is left behind. */
+static void cache_recount(void **head, uint32_t *count, unsigned nclasses,
+                          enum hak_chunk_kind kind)
+{
+    for (unsigned cls = 0; cls < nclasses; cls++) {
+        uint32_t n = 0;
+        for (void *b = head[cls]; b && n < count[cls]; b = hak_link_get(b)) {
+            if (hak_registry_kind(b) != kind)
+                break;
+            n++;
+        }
+        count[cls] = n;
+    }
 }
 
 void hak_adopt_orphans(void)
@@ -201,6 +223,10 @@ void hak_adopt_orphans(void)
     while (t) {
         struct hak_thread *next = t->next;
         t->next = NULL;
+        cache_recount(t->tiny.head, t->tiny.count, TINY_NUM_CLASSES, HAK_CHUNK_TINY);
+#ifdef HAKMEM_POOL_TLS
+        cache_recount(t->pool.head, t->pool.count, POOL_NUM_CLASSES, HAK_CHUNK_POOL);
+#endif
         thread_release(t);
         t = next;
     }

@@ -24,7 +24,6 @@
 #include <check.h>
 #include <errno.h>
 #include <malloc.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -310,19 +309,12 @@ START_TEST(test_oom)
     close(fds[1]);
     char buf[1024];
     size_t len = 0;
-    double t0 = now();
-    bool timed_out = false;
+    /* Until EOF (the child exited); a child that hangs makes the test hang,
+     * which the Check timeout turns into a failure. */
     for (;;) {
-        struct pollfd pfd = {fds[0], POLLIN, 0};
-        int r = poll(&pfd, 1, 1000);
-        if (now() - t0 > 45) {
-            timed_out = true;
-            kill(pid, SIGKILL);
-            break;
-        }
-        if (r <= 0)
-            continue;
         ssize_t n = read(fds[0], buf + len, sizeof buf - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n <= 0)
             break;
         len += (size_t)n;
@@ -333,7 +325,6 @@ START_TEST(test_oom)
     close(fds[0]);
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert_msg(!timed_out, "out-of-memory child timed out");
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                   "out-of-memory child %s %d: %s", WIFSIGNALED(status) ? "killed by signal" : "exited",
                   WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
@@ -500,7 +491,7 @@ START_TEST(test_fork_under_load)
     atomic_store(&g_stop, false);
     for (int i = 0; i < FORK_THREADS; i++)
         ck_assert_int_eq(pthread_create(&th[i], NULL, fork_worker, (void *)(uintptr_t)(i + 1)), 0);
-    int failures = 0, timeouts = 0, first_status = 0;
+    int failures = 0, first_status = 0;
     double t0 = now();
     for (int f = 0; f < FORKS; f++) {
         pid_t pid = fork();
@@ -509,32 +500,22 @@ START_TEST(test_fork_under_load)
             alarm(20); /* belt and braces: never outlive the test by much */
             _exit(fork_child_work());
         }
+        /* a child that hangs makes the test hang, which the Check timeout
+         * turns into a failure */
         int status = 0;
-        double deadline = now() + 10;
-        pid_t r;
-        while ((r = waitpid(pid, &status, WNOHANG)) == 0) {
-            if (now() > deadline) {
-                kill(pid, SIGKILL);
-                waitpid(pid, &status, 0);
-                timeouts++;
-                break;
-            }
-            usleep(200);
-        }
-        if (r == pid && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
             if (!failures)
                 first_status = status;
             failures++;
         }
-        if (timeouts)
-            break; /* a deadlocked child: stop, report */
     }
     atomic_store(&g_stop, true);
     for (int i = 0; i < FORK_THREADS; i++)
         ck_assert_int_eq(pthread_join(th[i], NULL), 0);
     fprintf(stderr, "fork: %d forks in %.1f s while 4 threads did %lu operations\n", FORKS,
             now() - t0, (unsigned long)atomic_load(&g_worker_ops));
-    ck_assert_msg(timeouts == 0, "a child did not finish within 10 s (deadlock after fork?)");
     ck_assert_msg(failures == 0, "%d of %d children failed; first: %s %d", failures, FORKS,
                   WIFSIGNALED(first_status) ? "signal" : "exit status",
                   WIFSIGNALED(first_status) ? WTERMSIG(first_status) : WEXITSTATUS(first_status));
