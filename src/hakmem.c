@@ -113,7 +113,7 @@ void hak_free_slow(void *p)
         if (hak_block_marked_free(p))
             hak_fatal_ptr("free", "double free", p);
         struct hak_thread *t = &hak_thread;
-        if (tiny_free_is_local(t, s, p)) {
+        if (atomic_load_explicit(&s->owner, memory_order_relaxed) == t->tiny.heap) {
             t->counters.frees[HAK_TIER_TINY]++;
             tiny_cache_push(&t->tiny, s->cls, p);
         } else {
