@@ -8,7 +8,11 @@
  *     madvise call after the first round (pages that empty are kept for the
  *     purge delay, not purged at once), and malloc_trim(0) then does purge;
  *   - 64 MiB of pool blocks freed by this thread and another: after
- *     malloc_trim(0) the RSS is within 8 MiB of what it was before them.
+ *     malloc_trim(0) the RSS is within 8 MiB of what it was before them;
+ *   - with HAKMEM_PURGE_DELAY_MS=50, the pages of freed blocks are purged
+ *     (madvise) without malloc_trim once the delay has passed, driven by
+ *     the program's other pool traffic (a child process; it waits up to
+ *     20 s, so a slow machine only makes it take longer).
  *
  * madvise is counted by defining it here: the library's calls resolve to
  * this definition, which passes them on to the kernel.  The process re-runs
@@ -25,6 +29,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define PURGE_DELAY_ENV "HAKMEM_PURGE_DELAY_MS"
@@ -186,9 +191,62 @@ START_TEST(trim_returns_pool_memory)
 }
 END_TEST
 
+/* ----------------------------------------------- purge after the delay */
+
+#define SHORT_DELAY_MS "50"
+#define PURGE_WAIT_ROUNDS 2000 /* of 10 ms */
+
+/* The child: frees 64 blocks of 30 KB, then keeps making other pool traffic
+ * until madvise is called.  Exit status 0 when it was.  The traffic is more
+ * blocks than a thread cache holds, so that it reaches the shared side,
+ * whose slow paths drive the purge (blocks that stay in a thread's cache
+ * cost no call into it). */
+static int purge_child(void)
+{
+    enum { N = 64, TRAFFIC = 1024 };
+    static void *b[TRAFFIC];
+    for (int i = 0; i < N; i++) {
+        b[i] = malloc(CHURN_SIZE);
+        if (!b[i])
+            return 2;
+        memset(b[i], 0x5a, CHURN_SIZE);
+    }
+    for (int i = 0; i < N; i++)
+        free(b[i]);
+    long start = atomic_load(&madvise_calls);
+    for (int r = 0; r < PURGE_WAIT_ROUNDS && atomic_load(&madvise_calls) == start; r++) {
+        usleep(10000);
+        for (int i = 0; i < TRAFFIC; i++)
+            b[i] = malloc(2000);
+        for (int i = 0; i < TRAFFIC; i++)
+            free(b[i]);
+    }
+    return atomic_load(&madvise_calls) > start ? 0 : 1;
+}
+
+START_TEST(purge_after_delay)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        setenv(PURGE_DELAY_ENV, SHORT_DELAY_MS, 1);
+        char *argv[] = {"test_pool", "--purge-child", NULL};
+        execv("/proc/self/exe", argv);
+        _exit(3);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "no purge %s ms after the blocks were freed (child status %d)",
+                  SHORT_DELAY_MS, status);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
-    (void)argc;
+    if (argc > 1 && strcmp(argv[1], "--purge-child") == 0)
+        return purge_child();
     const char *delay = getenv(PURGE_DELAY_ENV);
     if (!delay || strcmp(delay, PURGE_DELAY_MS) != 0) {
         setenv(PURGE_DELAY_ENV, PURGE_DELAY_MS, 1);
@@ -202,6 +260,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, holding_threads_rss);
     tcase_add_test(tc, churn_no_purge);
     tcase_add_test(tc, trim_returns_pool_memory);
+    tcase_add_test(tc, purge_after_delay);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -147,7 +147,8 @@ HAK_INLINE bool pool_link_ok(const void *b, void *next, unsigned cls)
 /* pool_page_lookup, or abort with "<func>(): invalid pointer". */
 HAK_HIDDEN struct pool_page *pool_page_of(void *p, const char *func);
 /* Aborts with "malloc(): corrupted free list" unless pool_link_ok and next
- * (when not NULL) carries the free mark: the check of the slow paths. */
+ * (when not NULL) is a carved block of class cls that carries the free mark:
+ * the check of the slow paths (refill pops, list walks). */
 HAK_HIDDEN void pool_check_link(const void *b, void *next, unsigned cls);
 /* Takes blocks of class cls into *list (linked through their first word) and
  * returns the count: one whole transfer list when one is waiting and

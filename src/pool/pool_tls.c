@@ -12,17 +12,30 @@
 #include "options.h"
 #include "purge.h"
 
+/* Sets class cls's batch size to b, within the thread's budget: a cache
+ * holds at most two batches per class, and the batches of all classes
+ * together stay under POOL_CACHE_BYTES / 2. */
+static void batch_set(struct pool_cache *c, unsigned cls, uint32_t b)
+{
+    size_t stride = pool_class_size[cls];
+    size_t others = c->batch_bytes - (size_t)c->batch[cls] * stride;
+    if (b > POOL_BATCH_MIN && others + (size_t)b * stride > POOL_CACHE_BYTES / 2)
+        return;
+    c->batch_bytes = others + (size_t)b * stride;
+    c->batch[cls] = b;
+}
+
 /* The thread goes to the shared side for class cls: its batches grow. */
 static void batch_grow(struct pool_cache *c, unsigned cls)
 {
     uint32_t b = c->batch[cls] * 2;
-    c->batch[cls] = b < pool_class_batch_max[cls] ? b : pool_class_batch_max[cls];
+    batch_set(c, cls, b < pool_class_batch_max[cls] ? b : pool_class_batch_max[cls]);
 }
 
 static void batch_start(struct pool_cache *c, unsigned cls)
 {
     if (!c->batch[cls])
-        c->batch[cls] = POOL_BATCH_MIN;
+        batch_set(c, cls, POOL_BATCH_MIN);
 }
 
 /* Refills the empty head list of class cls: the reserve list, else a whole
@@ -150,5 +163,6 @@ void pool_tls_thread_exit(struct pool_cache *c)
     cache_empty(c);
     for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++)
         c->batch[cls] = 0;
+    c->batch_bytes = 0;
     c->arena = NULL;
 }

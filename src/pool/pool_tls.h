@@ -11,7 +11,8 @@
  * `head`, or a whole list comes from the shared side.  No block is moved one
  * at a time and no list is walked.  The batch size starts small (a thread
  * that uses a class once costs little memory) and doubles each time the
- * thread goes to the shared side, up to about POOL_BATCH_BYTES.
+ * thread goes to the shared side, up to about POOL_BATCH_BYTES, as long as
+ * the thread's batches stay within its budget (POOL_CACHE_BYTES).
  */
 #ifndef HAKMEM_POOL_TLS_H
 #define HAKMEM_POOL_TLS_H
@@ -26,8 +27,12 @@ struct pool_cache {
     uint32_t batch[POOL_NUM_CLASSES];  /* current batch size; 0: not started */
     void *old[POOL_NUM_CLASSES];
     uint32_t old_count[POOL_NUM_CLASSES];
+    size_t batch_bytes;        /* sum over classes of batch * class size */
     struct pool_chunk *arena;  /* chunk this thread takes new pages from */
 };
+
+/* The most bytes one thread's pool cache holds, all classes together. */
+#define POOL_CACHE_BYTES (8u << 20)
 
 struct hak_thread;
 
