@@ -244,6 +244,13 @@ static void run_settle(struct run *r, bool dirty, uint64_t since)
             desc_kill(nx);
         }
     }
+    /* A wholly free chunk whose parts were purged is still mapped: its purge
+     * is the unmap, so it goes on the dirty list, due at once (its parts were
+     * free for the delay already). */
+    if (m->pages == HAK_RUN_MAX_PAGES && !dirty) {
+        dirty = true;
+        since = 0;
+    }
     free_run_insert(m, dirty, since);
 }
 
