@@ -228,7 +228,7 @@ static void run_settle(struct run *r, bool dirty, uint64_t since)
     struct run *m = r;
     if (r->first > HAK_RUN_HEADER_PAGES) {
         struct run *pr = c->map[r->first - 1];
-        if (pr->state == RUN_FREE && pr->first + pr->pages == r->first) {
+        if (pr->state == RUN_FREE && pr->chunk == c && pr->first + pr->pages == r->first) {
             absorb(pr, &dirty, &since);
             pr->pages += r->pages;
             desc_kill(r);
@@ -238,11 +238,18 @@ static void run_settle(struct run *r, bool dirty, uint64_t since)
     unsigned end = m->first + m->pages;
     if (end < HAK_CHUNK_PAGES) {
         struct run *nx = c->map[end];
-        if (nx->state == RUN_FREE && nx->first == end) {
+        if (nx->state == RUN_FREE && nx->chunk == c && nx->first == end) {
             absorb(nx, &dirty, &since);
             m->pages += nx->pages;
             desc_kill(nx);
         }
+    }
+    /* A wholly free chunk whose parts were purged is still mapped: its purge
+     * is the unmap, so it goes on the dirty list, due at once (its parts were
+     * free for the delay already). */
+    if (m->pages == HAK_RUN_MAX_PAGES && !dirty) {
+        dirty = true;
+        since = 0;
     }
     free_run_insert(m, dirty, since);
 }
@@ -402,7 +409,8 @@ bool pages_resize(void *p, size_t npages, const char *func)
     } else if (n > r->pages) {
         struct run *nx = end < HAK_CHUNK_PAGES ? r->chunk->map[end] : NULL;
         unsigned extra = n - r->pages;
-        if (nx && nx->state == RUN_FREE && nx->first == end && nx->pages >= extra) {
+        if (nx && nx->state == RUN_FREE && nx->chunk == r->chunk && nx->first == end &&
+            nx->pages >= extra) {
             bin_remove(nx);
             if (nx->pages > extra) {
                 bool dirty = nx->dirty;
@@ -488,13 +496,16 @@ void pages_fork_child(void)
 {
     hak_lock_init(&pages_lock);
     /* Runs another thread was purging come back as dirty free runs (their
-     * pages may or may not be purged yet); a whole chunk whose registry
-     * entry is already cleared was being unmapped and is gone. */
+     * pages may or may not be purged yet).  A whole chunk was being unmapped:
+     * it is gone if its registry entry is cleared, and so it is if the
+     * address already holds a new chunk (unmapped, then mapped again by a
+     * third thread), whose page map does not name this run. */
     uint64_t now = hak_clock_ms();
     while (purging) {
         struct run *r = purging;
         purging_remove(r);
-        if (r->pages == HAK_RUN_MAX_PAGES && hak_registry_kind(r->chunk) != HAK_CHUNK_RUNS)
+        if (r->pages == HAK_RUN_MAX_PAGES && (hak_registry_kind(r->chunk) != HAK_CHUNK_RUNS ||
+                                              r->chunk->map[r->first] != r))
             desc_kill(r);
         else
             run_settle(r, true, now);
