@@ -58,8 +58,7 @@ static void threads_remove(struct hak_thread *t)
 }
 
 /* Gives back what thread t holds: its caches, its slabs and pages (abandoned
- * for adoption), its counters.  t is the caller's own state at thread exit,
- * or, in a child of fork(), that of a thread that does not exist there. */
+ * for adoption), its counters. */
 static void thread_release(struct hak_thread *t)
 {
     t->state = HAK_THREAD_DEAD;
@@ -193,26 +192,6 @@ static void fork_child(void)
                           memory_order_relaxed);
 }
 
-/* A thread that did not exist in the child may have been in the middle of
- * a cache push or pop (no lock) when fork() copied it: a list head already
- * moved but its count not yet, or the reverse.  Counts are made to match
- * the lists (walked up to the count, stopping at the end or at a link
- * outside the tier), so that flushing them follows only real blocks; a block
- * caught half pushed is left behind. */
-static void cache_recount(void **head, uint32_t *count, unsigned nclasses,
-                          enum hak_chunk_kind kind)
-{
-    for (unsigned cls = 0; cls < nclasses; cls++) {
-        uint32_t n = 0;
-        for (void *b = head[cls]; b && n < count[cls]; b = hak_link_get(b)) {
-            if (hak_registry_kind(b) != kind)
-                break;
-            n++;
-        }
-        count[cls] = n;
-    }
-}
-
 void hak_adopt_orphans(void)
 {
     hak_lock(&threads_lock);
@@ -223,11 +202,14 @@ void hak_adopt_orphans(void)
     while (t) {
         struct hak_thread *next = t->next;
         t->next = NULL;
-        cache_recount(t->tiny.head, t->tiny.count, TINY_NUM_CLASSES, HAK_CHUNK_TINY);
+        /* A copy taken mid-update (no lock guards a thread's own caches and
+         * slab lists): the tiers' orphan functions follow nothing blindly. */
+        t->state = HAK_THREAD_DEAD;
+        tiny_thread_orphan(&t->tiny);
 #ifdef HAKMEM_POOL_TLS
-        cache_recount(t->pool.head, t->pool.count, POOL_NUM_CLASSES, HAK_CHUNK_POOL);
+        pool_tls_thread_orphan(&t->pool);
 #endif
-        thread_release(t);
+        hak_stats_thread_exit(&t->counters);
         t = next;
     }
 }

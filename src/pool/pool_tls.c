@@ -12,6 +12,8 @@
 #include "options.h"
 #include "purge.h"
 
+#include <string.h>
+
 /* Sets class cls's batch size to b, within the thread's budget: a cache
  * holds at most two batches per class, and the batches of all classes
  * together stay under POOL_CACHE_BYTES / 2. */
@@ -156,6 +158,12 @@ void pool_tls_trim(void)
     struct hak_thread *t = &hak_thread;
     if (t->state == HAK_THREAD_ACTIVE)
         cache_empty(&t->pool);
+}
+
+void pool_tls_thread_orphan(struct pool_cache *c)
+{
+    /* Dropped, not walked: see pool_tls.h. */
+    memset(c, 0, sizeof(*c));
 }
 
 void pool_tls_thread_exit(struct pool_cache *c)

@@ -43,8 +43,13 @@ HAK_HIDDEN void pool_cache_overflow(struct hak_thread *t, unsigned cls);
 /* Empties the calling thread's cache into the shared lists (malloc_trim). */
 HAK_HIDDEN void pool_tls_trim(void);
 
-/* Empties cache c into the shared lists.  Called at thread exit, and valid on
- * another (dead) thread's cache, as fork's child does to adopt them. */
+/* Empties cache c into the shared lists.  Called at thread exit. */
 HAK_HIDDEN void pool_tls_thread_exit(struct pool_cache *c);
+/* In a child of fork(): drops the cache of a thread that does not exist
+ * there without walking it.  Its lists are a copy taken at whatever point a
+ * push or pop had reached, so their blocks stay counted as used (a cache's
+ * worth at most); pool pages are shared and lock-guarded, so nothing else of
+ * the thread needs adopting. */
+HAK_HIDDEN void pool_tls_thread_orphan(struct pool_cache *c);
 
 #endif

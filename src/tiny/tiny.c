@@ -585,6 +585,63 @@ void tiny_thread_exit(struct tiny_cache *c)
     heap_recycle(h);
 }
 
+/* Abandons slab s of dead heap h for adoption, if its record says so: a slab
+ * record of a live superslab, owned by h, of class cls, on one of h's lists
+ * (not abandoned or free already, so no slab is abandoned twice). */
+static void orphan_slab(struct tiny_heap *h, struct tiny_slab *s, unsigned cls)
+{
+    uintptr_t off = (uintptr_t)s & HAK_CHUNK_MASK;
+    if (!s || hak_registry_kind(s) != HAK_CHUNK_TINY ||
+        off % sizeof(struct tiny_slab) || off >= sizeof(((struct superslab *)0)->slabs))
+        return;
+    if (atomic_load_explicit(&s->owner, memory_order_relaxed) != h || s->cls != cls ||
+        (s->state != TINY_SLAB_CURRENT && s->state != TINY_SLAB_PARTIAL &&
+         s->state != TINY_SLAB_FULL))
+        return;
+    abandon_slab(s);
+}
+
+/* The most slab records followed along one of a dead heap's lists. */
+#define TINY_ORPHAN_WALK_MAX (1u << 20)
+
+/*
+ * A fork child adopting a thread that does not exist there: its cache and
+ * slab lists are a copy taken at whatever instruction the thread was at, and
+ * no lock guards them (a push or pop, a refill or flush may be half done).
+ * So nothing in them is followed blindly: the cache and its set-aside lists
+ * are dropped where they are (their blocks stay counted as used: at most a
+ * cache's worth per class is never reused in the child), and every slab the
+ * heap's lists name is abandoned once, if its own record agrees (orphan_slab).
+ * Remote stacks are consistent (one CAS publishes a push), so the adopter
+ * collects what the child frees into those slabs.
+ */
+void tiny_thread_orphan(struct tiny_cache *c)
+{
+    struct tiny_heap *h = c->heap;
+    for (unsigned cls = 0; cls < TINY_NUM_CLASSES; cls++)
+        c->head[cls] = NULL;
+    c->heap = NULL;
+    if (!h)
+        return;
+    for (unsigned cls = 0; cls < TINY_NUM_CLASSES; cls++) {
+        orphan_slab(h, h->current[cls], cls);
+        struct tiny_slab_list *lists[2] = {&h->partial[cls], &h->full[cls]};
+        for (unsigned l = 0; l < 2; l++) {
+            struct tiny_slab *s = lists[l]->head;
+            for (unsigned k = 0; s && k < TINY_ORPHAN_WALK_MAX; k++) {
+                uintptr_t off = (uintptr_t)s & HAK_CHUNK_MASK;
+                if (hak_registry_kind(s) != HAK_CHUNK_TINY || off % sizeof(struct tiny_slab) ||
+                    off >= sizeof(((struct superslab *)0)->slabs))
+                    break;
+                struct tiny_slab *next = s->next; /* abandoning relinks s */
+                orphan_slab(h, s, cls);
+                s = next;
+            }
+        }
+    }
+    heap_recycle(h);
+}
+
 /* Returns the cache, takes every slab's remote frees and releases the
  * empty slabs of c's heap (the owner's side of malloc_trim). */
 static void heap_trim(struct tiny_cache *c)

@@ -84,6 +84,9 @@ HAK_HIDDEN void *tiny_cache_pop_checked(struct tiny_cache *c, unsigned cls);
  * *c, never the calling thread's state, so a fork child may call it on the
  * cache of a parent thread that does not exist in the child. */
 HAK_HIDDEN void tiny_thread_exit(struct tiny_cache *c);
+/* In a child of fork(): gives back the slabs of a thread that does not exist
+ * there, from a copy of its state that may be caught mid-update (see tiny.c). */
+HAK_HIDDEN void tiny_thread_orphan(struct tiny_cache *c);
 /* The tiny tier's purge hook (purge.h).  Free slabs are purged once free for
  * the delay.  With `all` (malloc_trim): the calling thread returns its cache,
  * takes its slabs' remote frees and releases its empty slabs; every other
