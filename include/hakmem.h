@@ -18,9 +18,9 @@ extern "C" {
 #endif
 
 #define HAKMEM_VERSION_MAJOR 0
-#define HAKMEM_VERSION_MINOR 1
+#define HAKMEM_VERSION_MINOR 2
 #define HAKMEM_VERSION_PATCH 0
-#define HAKMEM_VERSION_STRING "0.1.0"
+#define HAKMEM_VERSION_STRING "0.2.0"
 
 #if defined(__GNUC__)
 #define HAKMEM_API __attribute__((visibility("default")))
@@ -72,7 +72,7 @@ HAKMEM_API int hak_malloc_info(int options, FILE *fp);
 /* glibc's mallopt(3): accepts the parameters glibc knows (returns 1, see
  * hakmem(3) for what each one does under hakmem); 0 for any other. */
 HAKMEM_API int hak_mallopt(int param, int value);
-/* The library's version string, e.g. "0.1.0". */
+/* The library's version string, e.g. "0.2.0". */
 HAKMEM_API const char *hak_version(void);
 
 #ifdef __cplusplus

@@ -130,9 +130,12 @@ static void fork_prepare(void)
     hak_fork_locks_begin();
     hak_lock(&init_lock);
     hak_lock(&threads_lock);
+    /* Outer locks first, the order every other path nests them in: the
+     * tiny tier's orphan lock is held across a refill, whose purge tick
+     * takes the large and pool tiers' locks. */
+    tiny_fork_prepare();
     large_fork_prepare();
     pool_fork_prepare();
-    tiny_fork_prepare();
     hak_stats_fork_prepare();
     hak_fork_locks_held();
 }
@@ -141,9 +144,9 @@ static void fork_parent(void)
 {
     hak_fork_locks_parent();
     hak_stats_fork_parent();
-    tiny_fork_parent();
     pool_fork_parent();
     large_fork_parent();
+    tiny_fork_parent();
     hak_unlock(&threads_lock);
     hak_unlock(&init_lock);
     hak_fork_locks_end();
