@@ -13,6 +13,7 @@
  *   idle MIB DELAY_MS        MIB MiB of large blocks (64 KiB .. 8 MiB) touched
  *                            and freed; after 2 x DELAY_MS and one more large
  *                            malloc, RSS within 16 MiB of the start
+ *   idle_all MIB DELAY_MS    the same with blocks of every tier (64 B .. 2 MiB)
  *   rss COUNT SIZE           prints the RSS growth (KiB) of COUNT x malloc(SIZE)
  *                            with every byte written
  *   thp_active               exit 0 if an mmap'd 4 MiB region touched once
@@ -150,23 +151,42 @@ static void sleep_ms(size_t ms)
         ;
 }
 
-static int idle(size_t mib, size_t delay_ms)
+/* Sizes of one tier, cycled until that tier holds its share of the bytes. */
+struct size_group {
+    const size_t *sizes;
+    size_t n;
+};
+
+/* Blocks of each group in turn, `mib` MiB shared equally among the groups,
+ * touched, then freed; after 2 x delay_ms and one more large malloc (a slow
+ * path, where the purge policy runs), RSS must be within 16 MiB of the
+ * start. */
+static int idle_groups(const char *name, const struct size_group *g, size_t ngroups, size_t mib,
+                       size_t delay_ms)
 {
-    /* Sizes cycling through runs and mappings of their own. */
-    static const size_t sizes[] = {64 * KiB, 100 * 1000, 256 * KiB, 1000 * 1000, 3 * MiB, 8 * MiB};
-    enum { MAXB = 8192 };
-    static void *b[MAXB];
+    size_t share = mib * MiB / ngroups, smallest = SIZE_MAX;
+    for (size_t k = 0; k < ngroups; k++)
+        for (size_t i = 0; i < g[k].n; i++)
+            smallest = g[k].sizes[i] < smallest ? g[k].sizes[i] : smallest;
+    size_t maxb = mib * MiB / smallest + ngroups;
+    /* The block table comes from mmap: it is the probe's, not the heap's. */
+    void **b = mmap(NULL, maxb * sizeof *b, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (b == MAP_FAILED)
+        fail("mmap of the block table failed", maxb, 0);
     size_t n = 0, total = 0;
     free(malloc(100 * 1000)); /* hakmem initialized before the start figure */
     size_t rss0 = statm(1);
-    while (total < mib * MiB && n < MAXB) {
-        size_t s = sizes[n % (sizeof sizes / sizeof sizes[0])];
-        b[n] = malloc(s);
-        if (!b[n])
-            fail("malloc returned NULL", n, s);
-        memset(b[n], (int)n, s);
-        total += s;
-        n++;
+    for (size_t k = 0; k < ngroups; k++) {
+        for (size_t got = 0, i = 0; got < share && n < maxb; got += g[k].sizes[i++ % g[k].n]) {
+            size_t sz = g[k].sizes[i % g[k].n];
+            b[n] = malloc(sz);
+            if (!b[n])
+                fail("malloc returned NULL", n, sz);
+            memset(b[n], (int)n, sz);
+            total += sz;
+            n++;
+        }
     }
     size_t rss_full = statm(1);
     for (size_t i = 0; i < n; i++)
@@ -174,12 +194,32 @@ static int idle(size_t mib, size_t delay_ms)
     sleep_ms(2 * delay_ms);
     free(malloc(100 * 1000)); /* one more call, on the large tier's slow path */
     size_t rss = statm(1);
-    printf("idle: %zu MiB in %zu blocks: RSS %zu MiB at start, %zu MiB full, %zu MiB after "
+    printf("%s: %zu MiB in %zu blocks: RSS %zu MiB at start, %zu MiB full, %zu MiB after "
            "2 x %zu ms idle and one call\n",
-           total / MiB, n, rss0 / MiB, rss_full / MiB, rss / MiB, delay_ms);
+           name, total / MiB, n, rss0 / MiB, rss_full / MiB, rss / MiB, delay_ms);
+    munmap(b, maxb * sizeof *b);
     if (rss > rss0 + 16 * MiB)
         fail("RSS more than 16 MiB above the start (MiB, MiB)", rss / MiB, rss0 / MiB);
     return 0;
+}
+
+static int idle(size_t mib, size_t delay_ms)
+{
+    /* Sizes cycling through runs and mappings of their own. */
+    static const size_t large[] = {64 * KiB, 100 * 1000, 256 * KiB, 1000 * 1000, 3 * MiB, 8 * MiB};
+    static const struct size_group g[] = {{large, sizeof large / sizeof large[0]}};
+    return idle_groups("idle", g, 1, mib, delay_ms);
+}
+
+/* The same with every tier: a third of the bytes in tiny, pool and large
+ * blocks each. */
+static int idle_all(size_t mib, size_t delay_ms)
+{
+    static const size_t tiny[] = {64, 256, 1000}, pool[] = {3000, 16 * KiB, 48 * KiB},
+                        large[] = {200 * KiB, 2 * MiB};
+    static const struct size_group g[] = {
+        {tiny, 3}, {pool, 3}, {large, 2}};
+    return idle_groups("idle_all", g, 3, mib, delay_ms);
 }
 
 static int rss(size_t count, size_t size)
@@ -229,6 +269,8 @@ int main(int argc, char **argv)
         return churn(arg(argv, 2), arg(argv, 3), arg(argv, 4));
     if (strcmp(m, "idle") == 0 && argc == 4)
         return idle(arg(argv, 2), arg(argv, 3));
+    if (strcmp(m, "idle_all") == 0 && argc == 4)
+        return idle_all(arg(argv, 2), arg(argv, 3));
     if (strcmp(m, "rss") == 0 && argc == 4)
         return rss(arg(argv, 2), arg(argv, 3));
     if (strcmp(m, "thp_active") == 0)

@@ -6,7 +6,8 @@
 #     of VmSize;
 #   - 1,000 rounds of 40 x 100 KB make at most a handful of mmap, munmap,
 #     madvise and mremap calls more than one round (strace -c -f);
-#   - 256 MiB of large blocks freed and left alone: after twice the purge
+#   - 256 MiB of large blocks, then of blocks of every tier (a third each of
+#     tiny, pool and large), freed and left alone: after twice the purge
 #     delay and one more call, RSS within 16 MiB of the start;
 #   - under tests/thp_shim (MADV_HUGEPAGE on every mapping), 100 x
 #     malloc(64 KiB) costs at most twice glibc's RSS;
@@ -62,8 +63,10 @@ else
     echo "SKIP: strace not found or not allowed to trace: system-call count not checked"
 fi
 
-# 4. Freed memory goes back after the purge delay.
+# 4. Freed memory goes back after the purge delay: large blocks, then a
+#    third each of tiny, pool and large blocks.
 HAKMEM_PURGE_DELAY_MS=100 hak "$probe" idle 256 100 || fail "RSS after idle"
+HAKMEM_PURGE_DELAY_MS=100 hak "$probe" idle_all 256 100 || fail "RSS after idle, every tier"
 
 # 5. Transparent huge pages forced on every mapping.
 if "$probe" thp_active && LD_PRELOAD="$shim" "$probe" thp_active; then

@@ -392,7 +392,7 @@ static bool page_put(struct pool_class_state *cs, struct pool_page *pg, void *b)
     if (atomic_load_explicit(&pg->state, memory_order_relaxed) == POOL_PAGE_FULL)
         partial_push(cs, pg);
     if (pg->used == 0)
-        pg->empty_since = 0;
+        pg->empty_since = hak_clock_ms(); /* once per page emptied, not per block */
     if (pg->used == 0 && (cs->partial != pg || pg->next)) {
         list_remove(&cs->partial, pg);
         atomic_store_explicit(&pg->state, POOL_PAGE_EMPTY, memory_order_relaxed);
@@ -468,8 +468,9 @@ void pool_free(void *p, const char *func)
 #endif
 
 /* Releases empty page pg, on *list, if it is due (or `all`); returns the
- * bytes released.  A page is due once the purge delay has passed since the
- * first call that saw it empty (empty_since is cleared whenever it is not). */
+ * bytes released.  A page is due once the purge delay has passed since it
+ * emptied (page_put stamps it), so memory left alone is purged within twice
+ * the delay by the first slow-path call after that. */
 static size_t empty_page_purge(struct pool_page **list, struct pool_page *pg, uint64_t now_ms,
                                bool all)
 {
@@ -486,8 +487,7 @@ static size_t empty_page_purge(struct pool_page **list, struct pool_page *pg, ui
 /* Releases the class's empty pages that are due (all of them when `all`),
  * after returning the transfer cache's lists to their pages when they have
  * been idle for the delay (or `all`).  A page is purged no sooner than the
- * delay after it emptied, and at most a tick interval later than an exact
- * stamp would allow. */
+ * delay after it emptied. */
 size_t pool_purge(uint64_t now_ms, bool all)
 {
     size_t bytes = 0;

@@ -42,7 +42,7 @@ struct pool_page {
     void *free;          /* freed blocks (class lock) */
     struct pool_page *next, *prev; /* class partial or empty list */
     uint64_t div_magic;  /* hak_div_magic(stride) */
-    uint64_t empty_since; /* when pool_purge first saw the page empty; 0 before */
+    uint64_t empty_since; /* when the page last emptied (hak_clock_ms) */
     uint32_t start_off;  /* first block, as an offset from the chunk (see
                             struct tiny_slab: no pointers to live blocks) */
     uint32_t stride;     /* == pool_class_size[cls]: the one stride */
