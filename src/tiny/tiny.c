@@ -259,7 +259,7 @@ static uint32_t slab_take(struct tiny_slab *s, uint32_t want, void **list)
         }
         *list = first;
         s->carved = (uint16_t)(s->carved + carve);
-        atomic_store_explicit(&s->carved_end, (uint32_t)s->carved * s->stride,
+        atomic_store_explicit(&s->carved_limit, (uint32_t)s->carved * hak_block_scale(s->stride),
                               memory_order_relaxed);
         got = carve;
     }

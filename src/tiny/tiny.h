@@ -93,15 +93,16 @@ HAK_HIDDEN void tiny_thread_exit(struct tiny_cache *c);
 HAK_HIDDEN size_t tiny_purge(uint64_t now_ms, bool all);
 
 /*
- * Whether p is the start of a block carved from slab s (a free slab has
- * nothing carved).  Release builds check every free: a multiply and two
- * compares.
+ * Whether p, an address inside slab s, is the start of a block carved from
+ * it (a free slab has nothing carved).  Release builds check every free: an
+ * add, a multiply and one compare (hak_block_below; p below the first block
+ * wraps to an offset near 2^32, far past any carved block).
  */
 HAK_INLINE bool tiny_is_block(const struct tiny_slab *s, const void *p)
 {
-    uintptr_t off = (uintptr_t)p + s->neg_first;
-    return HAK_LIKELY(off < atomic_load_explicit(&s->carved_end, memory_order_relaxed) &&
-                      hak_divisible((uint32_t)off, s->div_magic));
+    uint32_t off = (uint32_t)((uintptr_t)p + s->neg_first);
+    return HAK_LIKELY(hak_block_below(
+        off, s->block_magic, atomic_load_explicit(&s->carved_limit, memory_order_relaxed)));
 }
 
 /* Aborts with `hakmem: <func>(): invalid pointer` unless tiny_is_block. */
@@ -113,9 +114,8 @@ HAK_INLINE void tiny_check_block(const struct tiny_slab *s, const void *p, const
 
 /*
  * Whether next, a link followed on a slow path, names a block of class cls:
- * a chunk of the tiny tier (so its header is mapped), and in its slab a
- * carved (one unsigned compare against the slab's first block), 16-byte
- * aligned block of that class.  The fast paths rely on the free mark
+ * a chunk of the tiny tier (so its header is mapped), and in its slab the
+ * start of a carved block of that class.  The fast paths rely on the free mark
  * instead (hak_link_read), which needs no metadata.
  */
 HAK_INLINE bool tiny_link_in_heap(const void *next, unsigned cls)
@@ -123,9 +123,7 @@ HAK_INLINE bool tiny_link_in_heap(const void *next, unsigned cls)
     if (HAK_UNLIKELY(hak_registry_kind(next) != HAK_CHUNK_TINY))
         return false;
     const struct tiny_slab *s = tiny_slab_of(next);
-    uintptr_t off = (uintptr_t)next + s->neg_first;
-    return off < atomic_load_explicit(&s->carved_end, memory_order_relaxed) &&
-           !(off & (HAK_ALIGN - 1)) && s->cls == cls;
+    return tiny_is_block(s, next) && s->cls == cls;
 }
 
 /* The one pop: hands out b, the head of list cls, whose link decoded to next
