@@ -79,7 +79,9 @@ HAK_INLINE void *hak_link_decode(const void *b, uintptr_t w0)
 /* The word 1 that marks b free with word 0 w0. */
 HAK_INLINE uintptr_t hak_link_mark(const void *b, uintptr_t w0)
 {
-    return (w0 ^ (uintptr_t)b ^ hak_keys.mac) * hak_keys.mac_mul;
+    /* b ^ mac first: free() checks b's mark and then marks it again, and
+     * computes it once. */
+    return (w0 ^ ((uintptr_t)b ^ hak_keys.mac)) * hak_keys.mac_mul;
 }
 
 /* Decodes b's link without checking it (callers that check otherwise). */
@@ -104,14 +106,35 @@ HAK_INLINE bool hak_link_read(void *b, void **next)
     return w1 == hak_link_mark(b, w0) && *next != b;
 }
 
+/*
+ * hak_link_read without the self-link test, for malloc's pop only: b is
+ * handed out (and unmarked, hak_block_unmark) as soon as its link is read,
+ * so a link naming b - which hakmem never writes, and no one can mark
+ * without the keys - sets the head to a block that no longer carries the
+ * mark, and the next pop rejects it before following anything.  Walks that
+ * follow links without handing the blocks out (a remote stack, a list going
+ * back to its slabs) use hak_link_read, which would otherwise loop.
+ */
+HAK_INLINE bool hak_link_pop_read(void *b, void **next)
+{
+    HAK_VG_OPEN(b, 2 * sizeof(uintptr_t));
+    uintptr_t w0 = ((uintptr_t *)b)[0], w1 = ((uintptr_t *)b)[1];
+    HAK_VG_CLOSE(b, 2 * sizeof(uintptr_t));
+    *next = hak_link_decode(b, w0);
+    return !HAK_HARDENING || w1 == hak_link_mark(b, w0);
+}
+
 /* Writes b's link to next and marks b free. */
 HAK_INLINE void hak_link_set(void *b, void *next)
 {
+    /* Both words are computed before either is stored: a store to b could
+     * alias hak_keys as far as the compiler knows, and would make it load
+     * the keys again. */
+    uintptr_t w0 = hak_link_encode(b, next), w1 = hak_link_mark(b, w0);
     HAK_VG_OPEN(b, 2 * sizeof(uintptr_t));
-    uintptr_t w0 = hak_link_encode(b, next);
     ((uintptr_t *)b)[0] = w0;
     if (HAK_HARDENING)
-        ((uintptr_t *)b)[1] = hak_link_mark(b, w0);
+        ((uintptr_t *)b)[1] = w1;
     HAK_VG_CLOSE(b, 2 * sizeof(uintptr_t));
 }
 
