@@ -39,8 +39,7 @@ HAK_INLINE void *hak_impl_malloc(size_t size)
         if (HAK_LIKELY(b)) {
             void *next;
             if (HAK_LIKELY(hak_link_pop_read(b, &next))) {
-                tiny_cache_take(&t->tiny, cls, b, next);
-                t->counters.allocs[HAK_TIER_TINY]++;
+                tiny_cache_take(&t->tiny, cls, b, next); /* counted: tiny_cache_net */
                 HAK_VG_MALLOC(b, size, 0);
                 return b;
             }

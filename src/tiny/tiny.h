@@ -35,6 +35,13 @@ struct tiny_cache {
      * The list holds cap - room blocks; room is never 0 between calls. */
     int32_t room[TINY_NUM_CLASSES];
     uint16_t cap[TINY_NUM_CLASSES];  /* 0 until the class's first refill */
+    /* What room[] would sum to had only malloc's and free()'s fast paths
+     * (one pop: room + 1; one push: room - 1) changed it: every other change
+     * of room, every pop off the fast path (counted as an allocation where
+     * it happens) and every free counted as a tiny free that is no push
+     * (a remote free) adds to it.  tiny_cache_net() derives the fast pops
+     * from it, so that malloc's fast path counts nothing. */
+    int64_t room_base;
     struct tiny_heap *heap;          /* NULL until the thread's first refill */
     unsigned trim_epoch;             /* the last malloc_trim this heap acted on */
 };
@@ -124,6 +131,26 @@ HAK_INLINE bool tiny_link_in_heap(const void *next, unsigned cls)
         return false;
     const struct tiny_slab *s = tiny_slab_of(next);
     return tiny_is_block(s, next) && s->cls == cls;
+}
+
+/* Sets room[cls] on a slow path (see room_base). */
+HAK_INLINE void tiny_cache_set_room(struct tiny_cache *c, unsigned cls, int32_t room)
+{
+    c->room_base += room - c->room[cls];
+    c->room[cls] = room;
+}
+
+/* Fast pops minus pushes (fast, and free()'s slow path's own pushes) plus
+ * the remote frees this thread counted: the thread's tiny allocations are
+ * its counted ones plus its counted tiny frees plus this (stats.c).  Read
+ * by hak_stats_get for live threads: relaxed loads, exact once the thread
+ * is quiet. */
+HAK_INLINE int64_t tiny_cache_net(const struct tiny_cache *c)
+{
+    int64_t sum = 0;
+    for (unsigned i = 0; i < TINY_NUM_CLASSES; i++)
+        sum += __atomic_load_n(&c->room[i], __ATOMIC_RELAXED);
+    return sum - __atomic_load_n(&c->room_base, __ATOMIC_RELAXED);
 }
 
 /* The one pop: hands out b, the head of list cls, whose link decoded to next
