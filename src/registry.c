@@ -5,20 +5,17 @@
 
 #include <sys/mman.h>
 
-/* The registry before it is reserved: chunk 0's entry only (registry.h). */
-static unsigned char registry_chunk0[1] = {HAK_CHUNK_NONE};
-
-unsigned char *hak_registry = registry_chunk0;
+unsigned char *hak_registry;
 
 bool hak_registry_init(void)
 {
-    if (__atomic_load_n(&hak_registry, __ATOMIC_ACQUIRE) != registry_chunk0)
+    if (__atomic_load_n(&hak_registry, __ATOMIC_ACQUIRE))
         return true;
     void *p = mmap(NULL, HAK_REGISTRY_ENTRIES, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return false;
-    unsigned char *expected = registry_chunk0;
+    unsigned char *expected = NULL;
     if (!__atomic_compare_exchange_n(&hak_registry, &expected, (unsigned char *)p, false,
                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         munmap(p, HAK_REGISTRY_ENTRIES); /* another thread's reservation won */

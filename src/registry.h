@@ -5,9 +5,7 @@
  * The registry is reserved when the library is loaded (a constructor, and
  * again at initialization should that have failed), so free()'s fast path
  * reads it with no NULL test: a non-NULL pointer reaching free() before then
- * cannot be one of ours.  Until then hak_registry names a one-entry table
- * saying "not ours" for chunk 0, which holds NULL: free(NULL) reads entry 0
- * like any other pointer's entry, with no separate test.
+ * cannot be one of ours.
  */
 #ifndef HAKMEM_REGISTRY_H
 #define HAKMEM_REGISTRY_H
@@ -41,10 +39,10 @@ HAK_HIDDEN void hak_registry_set(const void *p, size_t size, enum hak_chunk_kind
 
 HAK_INLINE enum hak_chunk_kind hak_registry_kind(const void *p)
 {
-    /* One unsigned compare rejects every address beyond the registry;
-     * chunk 0 (NULL and the first 2 MiB) is never ours, its entry says so. */
+    /* Chunk 0 (NULL and the first 2 MiB) is never ours: one unsigned compare
+     * rejects it and every address beyond the registry. */
     uintptr_t i = (uintptr_t)p >> HAK_CHUNK_SHIFT;
-    if (HAK_UNLIKELY(i >= HAK_REGISTRY_ENTRIES))
+    if (HAK_UNLIKELY(i - 1 >= HAK_REGISTRY_ENTRIES - 1))
         return HAK_CHUNK_NONE;
     return (enum hak_chunk_kind)__atomic_load_n(&hak_registry[i], __ATOMIC_RELAXED);
 }
