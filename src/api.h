@@ -40,9 +40,8 @@ HAK_INLINE void *hak_impl_malloc(size_t size)
         void *b = t->tiny.head[cls];
         if (HAK_LIKELY(b)) {
             void *next;
-            if (HAK_LIKELY(hak_link_read(b, &next))) {
-                tiny_cache_take(&t->tiny, cls, b, next);
-                t->counters.allocs[HAK_TIER_TINY]++;
+            if (HAK_LIKELY(hak_link_pop_read(b, &next))) {
+                tiny_cache_take(&t->tiny, cls, b, next); /* counted: tiny_cache_net */
                 HAK_VG_MALLOC(b, size, 0);
                 return b;
             }
@@ -62,8 +61,11 @@ HAK_INLINE void *hak_impl_malloc(size_t size)
  * thread, so a thread without a heap never matches). */
 HAK_INLINE bool tiny_free_is_local(struct hak_thread *t, const struct tiny_slab *s, void *p)
 {
-    return (!HAK_HARDENING || (tiny_is_block(s, p) && !hak_block_marked_free(p))) &&
-           atomic_load_explicit(&s->owner, memory_order_relaxed) == t->tiny.heap;
+    /* The atomic loads first: the compiler moves no memory access across
+     * them, and the mark check must sit next to the push, which then reuses
+     * its keys and p ^ mac. */
+    return atomic_load_explicit(&s->owner, memory_order_relaxed) == t->tiny.heap &&
+           (!HAK_HARDENING || (tiny_is_block(s, p) && !hak_block_marked_free(p)));
 }
 
 /* free: one registry load finds the tier; a valid tiny block of a slab the

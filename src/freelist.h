@@ -4,7 +4,7 @@
  *
  * Word 0 holds the link, encoded with two keys from getrandom() (secret.c):
  *
- *     word0 = (next ^ b ^ link_key) * mul_key           (mod 2^64, mul_key odd)
+ *     word0 = (next ^ link_key) * mul_key               (mod 2^64, mul_key odd)
  *
  * Word 1 authenticates word 0 with two more keys:
  *
@@ -14,16 +14,19 @@
  * free mark, and free() of a block that carries it is a double free.  A live
  * block never carries it (word 1 is cleared when the block is handed out),
  * unless the program's own data matched a keyed product: a 2^-64 chance.
+ * The block's address enters word 1 only: a pair of words moved to another
+ * block fails there, so word 0 needs no second copy of it (one xor less on
+ * every push and pop).
  * Checking the mark finds a double free wherever the block sits - any
  * thread's cache, a free list, a remote stack - which no list walk could.
  *
  * Before a link is followed (hak_link_read) its block's mark is checked:
  * a use-after-free or overflow that overwrites either word, a pair of words
- * copied from another block (b is mixed into both), and a link naming the
- * block itself are rejected, all without reading any allocator metadata, so
- * malloc's fast path touches only the block it hands out.  Forging a link to
- * a chosen address (the uncarved part of a slab, another block) needs all
- * four keys.  No key is stored anywhere a program can read it from a free
+ * copied from another block (b is mixed into the mark), and a link naming
+ * the block itself are rejected, all without reading any allocator
+ * metadata, so malloc's fast path touches only the block it hands out.
+ * Marking any word 0 for a block needs the two mark keys; forging a link to
+ * a chosen address (the uncarved part of a slab, another block) all four.  No key is stored anywhere a program can read it from a free
  * block: every stored word is a product of a key-dependent factor, one
  * equation in two 64-bit unknowns per key pair, and the keys are never
  * derived from AT_RANDOM (whose first bytes are the stack-protector canary).
@@ -66,20 +69,24 @@ HAK_INLINE uintptr_t hak_link_encode(const void *b, const void *next)
 {
     if (!HAK_HARDENING)
         return (uintptr_t)next;
-    return ((uintptr_t)next ^ (uintptr_t)b ^ hak_keys.link) * hak_keys.mul;
+    (void)b; /* b is bound by the mark (hak_link_mark) */
+    return ((uintptr_t)next ^ hak_keys.link) * hak_keys.mul;
 }
 
 HAK_INLINE void *hak_link_decode(const void *b, uintptr_t w0)
 {
     if (!HAK_HARDENING)
         return (void *)w0;
-    return (void *)((w0 * hak_keys.mul_inv) ^ hak_keys.link ^ (uintptr_t)b);
+    (void)b;
+    return (void *)((w0 * hak_keys.mul_inv) ^ hak_keys.link);
 }
 
 /* The word 1 that marks b free with word 0 w0. */
 HAK_INLINE uintptr_t hak_link_mark(const void *b, uintptr_t w0)
 {
-    return (w0 ^ (uintptr_t)b ^ hak_keys.mac) * hak_keys.mac_mul;
+    /* b ^ mac first: free() checks b's mark and then marks it again, and
+     * computes it once. */
+    return (w0 ^ ((uintptr_t)b ^ hak_keys.mac)) * hak_keys.mac_mul;
 }
 
 /* Decodes b's link without checking it (callers that check otherwise). */
@@ -104,14 +111,35 @@ HAK_INLINE bool hak_link_read(void *b, void **next)
     return w1 == hak_link_mark(b, w0) && *next != b;
 }
 
+/*
+ * hak_link_read without the self-link test, for malloc's pop only: b is
+ * handed out (and unmarked, hak_block_unmark) as soon as its link is read,
+ * so a link naming b - which hakmem never writes, and no one can mark
+ * without the keys - sets the head to a block that no longer carries the
+ * mark, and the next pop rejects it before following anything.  Walks that
+ * follow links without handing the blocks out (a remote stack, a list going
+ * back to its slabs) use hak_link_read, which would otherwise loop.
+ */
+HAK_INLINE bool hak_link_pop_read(void *b, void **next)
+{
+    HAK_VG_OPEN(b, 2 * sizeof(uintptr_t));
+    uintptr_t w0 = ((uintptr_t *)b)[0], w1 = ((uintptr_t *)b)[1];
+    HAK_VG_CLOSE(b, 2 * sizeof(uintptr_t));
+    *next = hak_link_decode(b, w0);
+    return !HAK_HARDENING || w1 == hak_link_mark(b, w0);
+}
+
 /* Writes b's link to next and marks b free. */
 HAK_INLINE void hak_link_set(void *b, void *next)
 {
+    /* Both words are computed before either is stored: a store to b could
+     * alias hak_keys as far as the compiler knows, and would make it load
+     * the keys again. */
+    uintptr_t w0 = hak_link_encode(b, next), w1 = hak_link_mark(b, w0);
     HAK_VG_OPEN(b, 2 * sizeof(uintptr_t));
-    uintptr_t w0 = hak_link_encode(b, next);
     ((uintptr_t *)b)[0] = w0;
     if (HAK_HARDENING)
-        ((uintptr_t *)b)[1] = hak_link_mark(b, w0);
+        ((uintptr_t *)b)[1] = w1;
     HAK_VG_CLOSE(b, 2 * sizeof(uintptr_t));
 }
 

@@ -117,6 +117,8 @@ void hak_free_slow(void *p)
             t->counters.frees[HAK_TIER_TINY]++;
             tiny_cache_push(&t->tiny, s->cls, p);
         } else {
+            if (HAK_LIKELY(t->state == HAK_THREAD_ACTIVE))
+                t->tiny.room_base++; /* a counted tiny free, no push */
             count(HAK_TIER_TINY, false);
             tiny_free_remote(s, p);
         }

@@ -60,6 +60,31 @@ HAK_INLINE bool hak_divisible(uint32_t n, uint64_t magic)
     return (uint64_t)n * magic < magic;
 }
 
+/*
+ * Block starts of a run of blocks of stride d (16 <= d <= 2^16) with one
+ * multiply and one compare.  With C = hak_block_magic(d) = floor(2^64 / d) + 1
+ * and E = hak_block_scale(d) = d * C - 2^64 (1 <= E <= d), a 32-bit
+ * n = j * d + r (r < d) maps to n * C = j * E + r * C (mod 2^64) without
+ * wrapping (E * (j + 1) < C), so n * C < k * E exactly when r == 0 and
+ * j < k: n is the start of one of the first k blocks.  The tiny tier keeps
+ * k * E per slab (carved_limit) so that free() tests "carved block start"
+ * with a single compare.
+ */
+HAK_INLINE uint64_t hak_block_magic(uint32_t d)
+{
+    return UINT64_MAX / d + 1 + !(d & (d - 1));
+}
+
+HAK_INLINE uint32_t hak_block_scale(uint32_t d)
+{
+    return (uint32_t)(d * hak_block_magic(d)); /* the product's low word is E */
+}
+
+HAK_INLINE bool hak_block_below(uint32_t n, uint64_t magic, uint32_t limit)
+{
+    return (uint64_t)n * magic < limit;
+}
+
 HAK_INLINE size_t hak_align_up(size_t n, size_t a)
 {
     return (n + a - 1) & ~(a - 1);

@@ -40,6 +40,21 @@ void hak_stats_count_global(enum hak_tier tier, bool alloc)
                               memory_order_relaxed);
 }
 
+/* A live thread's allocations in tier t: the tiny tier counts none on
+ * malloc's fast path, they are derived from its cache (tiny_cache_net).
+ * Every hak_counters registered here is the one in its struct hak_thread. */
+static uint64_t thread_allocs(const struct hak_counters *c, int t)
+{
+    uint64_t n = __atomic_load_n(&c->allocs[t], __ATOMIC_RELAXED);
+    if (t == HAK_TIER_TINY) {
+        const struct hak_thread *th =
+            (const struct hak_thread *)((const char *)c - offsetof(struct hak_thread, counters));
+        n += __atomic_load_n(&c->frees[t], __ATOMIC_RELAXED) +
+             (uint64_t)tiny_cache_net(&th->tiny);
+    }
+    return n;
+}
+
 void hak_stats_thread_start(struct hak_counters *c)
 {
     hak_lock(&live_lock);
@@ -60,7 +75,7 @@ void hak_stats_thread_exit(struct hak_counters *c)
     hak_unlock(&live_lock);
     /* Fold in whatever was counted, registered or not. */
     for (int t = 0; t < HAK_TIER_COUNT; t++) {
-        atomic_fetch_add_explicit(&global_allocs[t], c->allocs[t], memory_order_relaxed);
+        atomic_fetch_add_explicit(&global_allocs[t], thread_allocs(c, t), memory_order_relaxed);
         atomic_fetch_add_explicit(&global_frees[t], c->frees[t], memory_order_relaxed);
     }
     memset(c, 0, sizeof(*c));
@@ -74,7 +89,7 @@ void hak_stats_get(struct hak_stats *out)
         out->tier[t].allocs = atomic_load_explicit(&global_allocs[t], memory_order_relaxed);
         out->tier[t].frees = atomic_load_explicit(&global_frees[t], memory_order_relaxed);
         for (unsigned i = 0; i < live_count; i++) {
-            out->tier[t].allocs += __atomic_load_n(&live[i]->allocs[t], __ATOMIC_RELAXED);
+            out->tier[t].allocs += thread_allocs(live[i], t);
             out->tier[t].frees += __atomic_load_n(&live[i]->frees[t], __ATOMIC_RELAXED);
         }
         int64_t m = atomic_load_explicit(&mapped[t], memory_order_relaxed);

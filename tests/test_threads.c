@@ -465,6 +465,73 @@ START_TEST(test_short_lived_threads_bounded)
 }
 END_TEST
 
+/* ------------------------------------------------ exact tiny counters */
+
+/* The tiny tier counts nothing on malloc's fast path and derives its
+ * allocations from the cache (tiny_cache_net); hak_stats_get must still be
+ * exact.  Between two snapshots, with no other thread running and no Check
+ * call (which allocates), the counts must grow by exactly what was done:
+ * fast pops and pushes, refills, cache growth and overflow (more blocks than
+ * any cache holds), aligned requests (the slow path), remote frees. */
+#define EXACT_BLOCKS 30000
+static void *g_exact[EXACT_BLOCKS];
+
+static void exact_delta(const struct hak_stats *a, const struct hak_stats *b, uint64_t allocs,
+                        uint64_t frees, const char *what)
+{
+    uint64_t da = b->tier[HAK_TIER_TINY].allocs - a->tier[HAK_TIER_TINY].allocs;
+    uint64_t df = b->tier[HAK_TIER_TINY].frees - a->tier[HAK_TIER_TINY].frees;
+    REQUIRE(da == allocs && df == frees, "%s: tiny allocs grew by %llu (want %llu), frees by %llu (want %llu)",
+            what, (unsigned long long)da, (unsigned long long)allocs, (unsigned long long)df,
+            (unsigned long long)frees);
+}
+
+static void *exact_remote_thread(void *arg)
+{
+    struct hak_stats *st = arg;
+    free(malloc(16)); /* a thread with a cache of its own: its counters */
+    hak_stats_get(&st[0]);
+    for (int i = 0; i < EXACT_BLOCKS; i += 2)
+        free(g_exact[i]);
+    hak_stats_get(&st[1]);
+    return NULL;
+}
+
+START_TEST(test_tiny_counters_exact)
+{
+    struct hak_stats a, b, st[2];
+    int nulls = 0;
+    hak_stats_get(&a);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < EXACT_BLOCKS; i++) {
+            size_t size = 16 + (size_t)(i % 7) * 40;
+            g_exact[i] = i % 97 == 0 ? hak_memalign(64, size) : malloc(size);
+            nulls += g_exact[i] == NULL;
+        }
+        for (int i = EXACT_BLOCKS - 1; i >= 0; i--)
+            free(g_exact[i]);
+    }
+    for (int i = 0; i < EXACT_BLOCKS; i++) {
+        g_exact[i] = malloc(32 + (size_t)(i % 3) * 16);
+        nulls += g_exact[i] == NULL;
+    }
+    hak_stats_get(&b);
+    ck_assert_int_eq(nulls, 0);
+    exact_delta(&a, &b, 4 * EXACT_BLOCKS, 3 * EXACT_BLOCKS, "one thread");
+
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, exact_remote_thread, st), 0);
+    pthread_join(th, NULL);
+    exact_delta(&st[0], &st[1], 0, EXACT_BLOCKS / 2, "remote frees");
+
+    hak_stats_get(&a);
+    for (int i = 1; i < EXACT_BLOCKS; i += 2)
+        free(g_exact[i]);
+    hak_stats_get(&b);
+    exact_delta(&a, &b, 0, EXACT_BLOCKS / 2, "local frees after remote ones");
+}
+END_TEST
+
 static Suite *threads_suite(void)
 {
     Suite *s = suite_create("threads");
@@ -473,6 +540,7 @@ static Suite *threads_suite(void)
     tcase_add_test(tc, test_ring_cross_thread_frees);
     tcase_add_test(tc, test_remote_free_after_owner_death);
     tcase_add_test(tc, test_short_lived_threads_bounded);
+    tcase_add_test(tc, test_tiny_counters_exact);
     suite_add_tcase(s, tc);
     return s;
 }

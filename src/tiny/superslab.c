@@ -93,7 +93,7 @@ struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner)
     struct tiny_slab *s = &ss->slabs[i];
     s->neg_first = tiny_slab_neg_first(ss, i);
     s->stride = tiny_class_size[cls];
-    s->div_magic = hak_div_magic(s->stride);
+    s->block_magic = hak_block_magic(s->stride);
     s->capacity = (uint16_t)((((size_t)(i + 1) << TINY_SLAB_SHIFT) - tiny_slab_first_off(i)) /
                              s->stride);
     s->carved = 0;
@@ -104,7 +104,7 @@ struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner)
     s->state = TINY_SLAB_CURRENT;
     s->next = s->prev = NULL;
     atomic_store_explicit(&ss->remote[i], NULL, memory_order_relaxed);
-    atomic_store_explicit(&s->carved_end, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->carved_limit, 0, memory_order_relaxed);
     atomic_store_explicit(&s->owner, owner, memory_order_release);
     return s;
 }
@@ -115,7 +115,7 @@ void tiny_slab_release(struct tiny_slab *s)
     unsigned i = tiny_slab_index(ss, s);
     s->state = TINY_SLAB_FREE;
     /* From now on free() of any of its blocks is invalid. */
-    atomic_store_explicit(&s->carved_end, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->carved_limit, 0, memory_order_relaxed);
     atomic_store_explicit(&s->owner, &tiny_no_owner, memory_order_relaxed);
     uint64_t now = hak_clock_ms();
 

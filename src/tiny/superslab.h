@@ -54,14 +54,16 @@ struct tiny_slab {
     _Atomic(struct tiny_heap *) owner;
     /* Owner-only fields. */
     void *free;             /* blocks returned to the slab (nfree of them) */
-    uint64_t div_magic;     /* hak_div_magic(stride) */
+    uint64_t block_magic;   /* hak_block_magic(stride) */
     /* Minus the address of the first block: p + neg_first is p's offset in
      * the slab's usable range, one add.  Negated, it is no pointer to a live
      * block, so valgrind's leak check still sees leaks as lost. */
     uintptr_t neg_first;
-    /* carved * stride: offsets below it are blocks.  Written by the owner,
-     * read by any thread validating a free, hence atomic (relaxed). */
-    _Atomic uint32_t carved_end;
+    /* carved * hak_block_scale(stride): the carved blocks' starts are the
+     * offsets n with hak_block_below(n, block_magic, carved_limit).  Written
+     * by the owner, read by any thread validating a free, hence atomic
+     * (relaxed). */
+    _Atomic uint32_t carved_limit;
     uint16_t stride;        /* == tiny_class_size[cls]: the one stride */
     uint16_t capacity;      /* blocks that fit in the slab's usable bytes */
     uint16_t carved;        /* blocks carved so far from the unused tail */

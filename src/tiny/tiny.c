@@ -177,6 +177,7 @@ static void *slab_next_checked(const struct tiny_slab *s, void *b)
 void *tiny_cache_pop_checked(struct tiny_cache *c, unsigned cls)
 {
     void *b = c->head[cls];
+    c->room_base++; /* not a fast pop: counted by the caller */
     return tiny_cache_take(c, cls, b, tiny_next_checked(b, cls));
 }
 
@@ -259,7 +260,7 @@ static uint32_t slab_take(struct tiny_slab *s, uint32_t want, void **list)
         }
         *list = first;
         s->carved = (uint16_t)(s->carved + carve);
-        atomic_store_explicit(&s->carved_end, (uint32_t)s->carved * s->stride,
+        atomic_store_explicit(&s->carved_limit, (uint32_t)s->carved * hak_block_scale(s->stride),
                               memory_order_relaxed);
         got = carve;
     }
@@ -437,7 +438,7 @@ void tiny_cache_overflow(struct tiny_cache *c, unsigned cls)
         unsigned cap = c->cap[cls] * 2u;
         if (cap > cache_cap_max[cls])
             cap = cache_cap_max[cls];
-        c->room[cls] += (int32_t)(cap - c->cap[cls]);
+        tiny_cache_set_room(c, cls, c->room[cls] + (int32_t)(cap - c->cap[cls]));
         c->cap[cls] = (uint16_t)cap;
         return;
     }
@@ -450,7 +451,7 @@ void tiny_cache_overflow(struct tiny_cache *c, unsigned cls)
     x->since_ms[x->count] = hak_clock_ms();
     x->n[x->count++] = (uint16_t)cache_count(c, cls);
     c->head[cls] = NULL;
-    c->room[cls] = c->cap[cls];
+    tiny_cache_set_room(c, cls, c->cap[cls]);
     heap_check_epoch(c);
 }
 
@@ -458,14 +459,14 @@ static void *refill_from_heap(struct tiny_cache *c, struct tiny_heap *h, unsigne
 {
     if (!c->cap[cls]) {
         c->cap[cls] = cache_cap_init[cls];
-        c->room[cls] = c->cap[cls];
+        tiny_cache_set_room(c, cls, c->cap[cls]);
     }
     struct tiny_xfer *x = &h->xfer[cls];
     if (x->count) {
         /* The newest set-aside list comes back whole (at most cap blocks). */
         x->count--;
         c->head[cls] = x->list[x->count];
-        c->room[cls] = (int32_t)c->cap[cls] - x->n[x->count];
+        tiny_cache_set_room(c, cls, (int32_t)c->cap[cls] - x->n[x->count]);
         return tiny_cache_pop_checked(c, cls);
     }
     uint32_t want = hak_opt.tiny_batch_refill ? c->cap[cls] / 2u : 1;
@@ -491,7 +492,7 @@ static void *refill_from_heap(struct tiny_cache *c, struct tiny_heap *h, unsigne
     if (got >= c->cap[cls])
         c->cap[cls] = (uint16_t)(got + 1);
     c->head[cls] = list;
-    c->room[cls] = (int32_t)c->cap[cls] - (int32_t)got;
+    tiny_cache_set_room(c, cls, (int32_t)c->cap[cls] - (int32_t)got);
     return tiny_cache_pop_checked(c, cls);
 }
 
@@ -559,7 +560,7 @@ static void cache_flush_all(struct tiny_cache *c, unsigned cls)
     if (c->head[cls])
         cache_return(c, cls, c->head[cls], cache_count(c, cls));
     c->head[cls] = NULL;
-    c->room[cls] = c->cap[cls];
+    tiny_cache_set_room(c, cls, c->cap[cls]);
     struct tiny_xfer *x = &c->heap->xfer[cls];
     while (x->count) {
         x->count--;

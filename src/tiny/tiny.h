@@ -35,6 +35,13 @@ struct tiny_cache {
      * The list holds cap - room blocks; room is never 0 between calls. */
     int32_t room[TINY_NUM_CLASSES];
     uint16_t cap[TINY_NUM_CLASSES];  /* 0 until the class's first refill */
+    /* What room[] would sum to had only malloc's and free()'s fast paths
+     * (one pop: room + 1; one push: room - 1) changed it: every other change
+     * of room, every pop off the fast path (counted as an allocation where
+     * it happens) and every free counted as a tiny free that is no push
+     * (a remote free) adds to it.  tiny_cache_net() derives the fast pops
+     * from it, so that malloc's fast path counts nothing. */
+    int64_t room_base;
     struct tiny_heap *heap;          /* NULL until the thread's first refill */
     unsigned trim_epoch;             /* the last malloc_trim this heap acted on */
 };
@@ -96,15 +103,16 @@ HAK_HIDDEN void tiny_thread_orphan(struct tiny_cache *c);
 HAK_HIDDEN size_t tiny_purge(uint64_t now_ms, bool all);
 
 /*
- * Whether p is the start of a block carved from slab s (a free slab has
- * nothing carved).  Release builds check every free: a multiply and two
- * compares.
+ * Whether p, an address inside slab s, is the start of a block carved from
+ * it (a free slab has nothing carved).  Release builds check every free: an
+ * add, a multiply and one compare (hak_block_below; p below the first block
+ * wraps to an offset near 2^32, far past any carved block).
  */
 HAK_INLINE bool tiny_is_block(const struct tiny_slab *s, const void *p)
 {
-    uintptr_t off = (uintptr_t)p + s->neg_first;
-    return HAK_LIKELY(off < atomic_load_explicit(&s->carved_end, memory_order_relaxed) &&
-                      hak_divisible((uint32_t)off, s->div_magic));
+    uint32_t off = (uint32_t)((uintptr_t)p + s->neg_first);
+    return HAK_LIKELY(hak_block_below(
+        off, s->block_magic, atomic_load_explicit(&s->carved_limit, memory_order_relaxed)));
 }
 
 /* Aborts with `hakmem: <func>(): invalid pointer` unless tiny_is_block. */
@@ -116,9 +124,8 @@ HAK_INLINE void tiny_check_block(const struct tiny_slab *s, const void *p, const
 
 /*
  * Whether next, a link followed on a slow path, names a block of class cls:
- * a chunk of the tiny tier (so its header is mapped), and in its slab a
- * carved (one unsigned compare against the slab's first block), 16-byte
- * aligned block of that class.  The fast paths rely on the free mark
+ * a chunk of the tiny tier (so its header is mapped), and in its slab the
+ * start of a carved block of that class.  The fast paths rely on the free mark
  * instead (hak_link_read), which needs no metadata.
  */
 HAK_INLINE bool tiny_link_in_heap(const void *next, unsigned cls)
@@ -126,9 +133,27 @@ HAK_INLINE bool tiny_link_in_heap(const void *next, unsigned cls)
     if (HAK_UNLIKELY(hak_registry_kind(next) != HAK_CHUNK_TINY))
         return false;
     const struct tiny_slab *s = tiny_slab_of(next);
-    uintptr_t off = (uintptr_t)next + s->neg_first;
-    return off < atomic_load_explicit(&s->carved_end, memory_order_relaxed) &&
-           !(off & (HAK_ALIGN - 1)) && s->cls == cls;
+    return tiny_is_block(s, next) && s->cls == cls;
+}
+
+/* Sets room[cls] on a slow path (see room_base). */
+HAK_INLINE void tiny_cache_set_room(struct tiny_cache *c, unsigned cls, int32_t room)
+{
+    c->room_base += room - c->room[cls];
+    c->room[cls] = room;
+}
+
+/* Fast pops minus pushes (fast, and free()'s slow path's own pushes) plus
+ * the remote frees this thread counted: the thread's tiny allocations are
+ * its counted ones plus its counted tiny frees plus this (stats.c).  Read
+ * by hak_stats_get for live threads: relaxed loads, exact once the thread
+ * is quiet. */
+HAK_INLINE int64_t tiny_cache_net(const struct tiny_cache *c)
+{
+    int64_t sum = 0;
+    for (unsigned i = 0; i < TINY_NUM_CLASSES; i++)
+        sum += __atomic_load_n(&c->room[i], __ATOMIC_RELAXED);
+    return sum - __atomic_load_n(&c->room_base, __ATOMIC_RELAXED);
 }
 
 /* The one pop: hands out b, the head of list cls, whose link decoded to next
