@@ -49,7 +49,7 @@ bench_bench_prodcons_SOURCES = bench/bench_prodcons.c bench/bench_common.h
 bench_bench_prodcons_LDADD = $(PTHREAD_LIBS)
 bench_bench_bursts_SOURCES = bench/bench_bursts.c bench/bench_common.h
 
-EXTRA_DIST += bench/README bench/compare.py bench/compare.sh
+EXTRA_DIST += bench/README bench/compare.py bench/compare.sh bench/scaling.sh
 
 BENCH_COMPARE_FLAGS =
 BENCH_COMPARE = BENCH_COMPARE_FLAGS='$(BENCH_COMPARE_FLAGS)' nice -n 10 \
