@@ -44,10 +44,10 @@ HAK_INLINE bool hak_ensure_init(void)
 }
 
 /* In a child of fork(): how many more allocations off the fast path before
- * the parent's other threads' caches and heaps are given back (0: none
- * pending).  hak_adopt_check counts them down on the allocation slow path;
- * a child that makes only a few allocations (before exec or _exit) never
- * touches those caches, which would copy every page they sit on. */
+ * the parent's other threads' slabs are adopted (0: none pending).
+ * hak_adopt_check counts them down on the allocation slow path; a child that
+ * makes only a few allocations (before exec or _exit) never touches those
+ * threads' state, which would copy every page it sits on. */
 #define HAK_ADOPT_AFTER 64
 extern HAK_HIDDEN _Atomic int hak_adopt_countdown;
 HAK_HIDDEN void hak_adopt_orphans(void);

@@ -87,9 +87,9 @@ HAK_HIDDEN void *tiny_alloc_orphan(unsigned cls);
 HAK_HIDDEN void *tiny_cache_pop_checked(struct tiny_cache *c, unsigned cls);
 
 
-/* Thread exit: empties the cache and abandons the heap's slabs.  Uses only
- * *c, never the calling thread's state, so a fork child may call it on the
- * cache of a parent thread that does not exist in the child. */
+/* Thread exit: empties the cache and abandons the heap's slabs.  (A fork
+ * child gives back the parent's other threads with tiny_thread_orphan: their
+ * state is a copy that may be caught mid-update.) */
 HAK_HIDDEN void tiny_thread_exit(struct tiny_cache *c);
 /* In a child of fork(): gives back the slabs of a thread that does not exist
  * there, from a copy of its state that may be caught mid-update (see tiny.c). */
