@@ -51,12 +51,12 @@ tests_test_contract_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_contract_CFLAGS = $(hakmem_test_cflags)
 tests_test_contract_LDADD = $(hakmem_test_ldadd)
 
-tests_test_threads_SOURCES = tests/test_threads.c
+tests_test_threads_SOURCES = tests/test_threads.c tests/test_rng.h
 tests_test_threads_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_threads_CFLAGS = $(hakmem_test_cflags)
 tests_test_threads_LDADD = $(hakmem_test_ldadd)
 
-tests_test_fork_SOURCES = tests/test_fork.c
+tests_test_fork_SOURCES = tests/test_fork.c tests/test_rng.h
 tests_test_fork_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_fork_CFLAGS = $(hakmem_test_cflags)
 tests_test_fork_LDADD = $(hakmem_test_ldadd)
@@ -74,7 +74,7 @@ tests_test_pool_SOURCES = tests/test_pool.c
 tests_test_pool_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_pool_CFLAGS = $(hakmem_test_cflags)
 tests_test_pool_LDADD = $(hakmem_test_ldadd)
-tests_test_pages_SOURCES = tests/test_pages.c
+tests_test_pages_SOURCES = tests/test_pages.c tests/test_rng.h
 tests_test_pages_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_pages_CFLAGS = $(hakmem_test_cflags)
 tests_test_pages_LDADD = $(hakmem_test_ldadd)

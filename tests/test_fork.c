@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "hakmem.h"
+#include "test_rng.h"
 
 /* Like ck_assert_msg, but silent when it holds: every ck_assert* that passes
  * sends a message to Check's parent process, far too slow in inner loops. */
@@ -42,15 +43,6 @@
         if (!(cond))                                                                 \
             ck_abort_msg(__VA_ARGS__);                                               \
     } while (0)
-
-static uint64_t xs(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
 
 static size_t pick_size(uint64_t *rng)
 {

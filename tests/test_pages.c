@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "hakmem.h"
+#include "test_rng.h"
 
 #define REQUIRE(cond, ...)                                                           \
     do {                                                                             \
@@ -275,15 +276,6 @@ struct box {
 };
 static struct box handoff[THREADS][SLOTS];
 static pthread_barrier_t barrier;
-
-static uint64_t xs(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
 
 static size_t pick(uint64_t *rng)
 {

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "hakmem.h"
+#include "test_rng.h"
 
 /* Like ck_assert_msg, but silent when it holds: every ck_assert* that passes
  * sends a message to Check's parent process, far too slow in inner loops. */
@@ -37,15 +38,6 @@
 
 #define KiB ((size_t)1024)
 #define MiB (1024 * KiB)
-
-static uint64_t xs(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
 
 /* Sizes: mostly tiny, some pool, a few large. */
 static size_t pick_size(uint64_t *rng)
