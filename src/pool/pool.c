@@ -156,7 +156,7 @@ static char *page_start(const struct pool_page *pg)
 }
 
 /* Writes the class of page pg (or POOL_NO_CLASS) into all its unit records:
- * the pop check reads it there (pool_link_ok). */
+ * pool_page_lookup reads it there. */
 static void page_set_class(struct pool_page *pg, unsigned cls)
 {
     struct pool_page *recs = pool_chunk_units(chunk_of_page(pg));
@@ -228,9 +228,10 @@ static void page_release(struct pool_page *pg)
 void pool_check_link(const void *b, void *next, unsigned cls)
 {
     struct pool_page *pg;
-    if (HAK_UNLIKELY(!pool_link_ok(b, next, cls) ||
-                     (next && (!(pg = pool_page_lookup(next)) || pg->cls != cls ||
-                               !hak_block_marked_free(next)))))
+    /* The registry first: next's chunk is read only once it is a pool chunk. */
+    if (HAK_UNLIKELY(next && (next == b || hak_registry_kind(next) != HAK_CHUNK_POOL ||
+                              !(pg = pool_page_lookup(next)) || pg->cls != cls ||
+                              !hak_block_marked_free(next))))
         hak_fatal("malloc(): corrupted free list (link to %p)", next);
 }
 

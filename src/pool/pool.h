@@ -127,28 +127,13 @@ HAK_INLINE struct pool_page *pool_page_lookup(const void *p)
     return pg;
 }
 
-/* Whether next, the decoded link of free block b of class cls, may be
- * followed: NULL (the end of the list), or a pool block position of class
- * cls in a page in use.  Every pop of a thread cache passes here; it costs a
- * few instructions and no load from another block, and rejects garbage,
- * self-links and links to other classes, other tiers or outside the heap.
- * pool_check_link, on the slow paths, also asks that next was carved, is a
- * block boundary and carries the free mark. */
-HAK_INLINE bool pool_link_ok(const void *b, void *next, unsigned cls)
-{
-    if (HAK_UNLIKELY(!next))
-        return true;
-    if (next == b || ((uintptr_t)next & (POOL_CLASS_GRAIN - 1)) ||
-        hak_registry_kind(next) != HAK_CHUNK_POOL)
-        return false;
-    return pool_unit_of(next)->cls == cls;
-}
-
 /* pool_page_lookup, or abort with "<func>(): invalid pointer". */
 HAK_HIDDEN struct pool_page *pool_page_of(void *p, const char *func);
-/* Aborts with "malloc(): corrupted free list" unless pool_link_ok and next
- * (when not NULL) is a carved block of class cls that carries the free mark:
- * the check of the slow paths (refill pops, list walks). */
+/* Aborts with "malloc(): corrupted free list" unless next, the decoded link
+ * of free block b of class cls, is NULL (the end of the list) or a carved
+ * block of class cls, not b, that carries the free mark: the check of the
+ * slow paths (refill pops, list walks).  The fast pop checks only the mark
+ * of the block it hands out (pool_fast.h). */
 HAK_HIDDEN void pool_check_link(const void *b, void *next, unsigned cls);
 /* Takes blocks of class cls into *list (linked through their first word) and
  * returns the count: one whole transfer list when one is waiting and

@@ -26,15 +26,19 @@ HAK_INLINE void *pool_cache_pop(struct pool_cache *c, unsigned cls, void *b, voi
 }
 
 /* malloc of size (HAK_TINY_MAX < size <= HAK_POOL_MAX) on a cache hit, or
- * NULL: the slow path (pool_alloc) does everything else. */
+ * NULL: the slow path (pool_alloc) does everything else, and reports a head
+ * whose free mark is gone (pool_check_link).  As in the tiny tier, the pop
+ * checks the mark of the block it hands out (hak_link_pop_read), which reads
+ * nothing but that block: no metadata of the next block, whose page record
+ * is a cache miss on every pop of a list that crosses pages. */
 HAK_INLINE void *pool_malloc_fast(size_t size)
 {
     struct hak_thread *t = &hak_thread;
     unsigned cls = pool_class_of(size);
     void *b = t->pool.head[cls];
     if (HAK_LIKELY(b)) {
-        void *next = hak_link_get(b);
-        if (HAK_LIKELY(pool_link_ok(b, next, cls))) {
+        void *next;
+        if (HAK_LIKELY(hak_link_pop_read(b, &next))) {
             pool_cache_pop(&t->pool, cls, b, next);
             t->counters.allocs[HAK_TIER_POOL]++;
             HAK_VG_MALLOC(b, size, 0);

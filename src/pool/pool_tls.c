@@ -77,7 +77,9 @@ void *pool_alloc(unsigned cls)
     void *b = c->head[cls];
     if (!b && !(b = cache_refill(c, cls)))
         return NULL;
-    void *next = hak_link_get(b);
+    void *next;
+    if (HAK_UNLIKELY(!hak_link_read(b, &next)))
+        hak_fatal("malloc(): corrupted free list (block %p)", b);
     pool_check_link(b, next, cls);
     return pool_cache_pop(c, cls, b, next);
 }
