@@ -36,7 +36,9 @@ void hak_registry_set(const void *p, size_t size, enum hak_chunk_kind first,
 {
     uintptr_t i = (uintptr_t)p >> HAK_CHUNK_SHIFT;
     uintptr_t n = size >> HAK_CHUNK_SHIFT;
-    if (i + n > HAK_REGISTRY_ENTRIES)
+    /* Chunk 0 must stay HAK_CHUNK_NONE (hak_registry_kind(NULL) reads it);
+     * the kernel never places an unhinted mapping there. */
+    if (i == 0 || i + n > HAK_REGISTRY_ENTRIES)
         hak_fatal("chunk %p outside the registry", p);
     for (uintptr_t k = 0; k < n; k++)
         __atomic_store_n(&hak_registry[i + k], (unsigned char)(k ? rest : first),

@@ -41,10 +41,11 @@ HAK_HIDDEN void hak_registry_set(const void *p, size_t size, enum hak_chunk_kind
 
 HAK_INLINE enum hak_chunk_kind hak_registry_kind(const void *p)
 {
-    /* Chunk 0 (NULL and the first 2 MiB) is never ours: one unsigned compare
-     * rejects it and every address beyond the registry. */
+    /* One unsigned compare rejects every address beyond the registry.
+     * Chunk 0 (NULL and the first 2 MiB) is never ours: its entry stays
+     * HAK_CHUNK_NONE, so NULL needs no test of its own. */
     uintptr_t i = (uintptr_t)p >> HAK_CHUNK_SHIFT;
-    if (HAK_UNLIKELY(i - 1 >= HAK_REGISTRY_ENTRIES - 1))
+    if (HAK_UNLIKELY(i >= HAK_REGISTRY_ENTRIES))
         return HAK_CHUNK_NONE;
     return (enum hak_chunk_kind)__atomic_load_n(&hak_registry[i], __ATOMIC_RELAXED);
 }
