@@ -79,7 +79,7 @@ void *pool_alloc(unsigned cls)
         return NULL;
     void *next;
     if (HAK_UNLIKELY(!hak_link_read(b, &next)))
-        hak_fatal("malloc(): corrupted free list (block %p)", b);
+        hak_fatal("malloc(): corrupted free list (link to %p)", next);
     pool_check_link(b, next, cls);
     return pool_cache_pop(c, cls, b, next);
 }
