@@ -664,6 +664,19 @@ static void uaf_pool(void)
     malloc_until_caught(POOL_SIZE, 20000);
 }
 
+/* Only the second word: the link is intact, its mark is not.  malloc's
+ * fast pop checks the mark of the block it hands out, in the pool as in the
+ * tiny tier, so the damage is caught at the next malloc of the class. */
+static void uaf_pool_second_word(void)
+{
+    void *p = g_p;
+    free(p);
+    ((uintptr_t *)p)[1] = g_plant;
+    void *q = malloc(POOL_SIZE); /* p is the head of its class's cache */
+    (void)q;
+    _exit(0); /* not caught */
+}
+
 /* A damaged link in a pool block that then travels: enough frees of its
  * class to push it out of the thread's cache, then malloc_trim, which
  * returns every list to its pages, then mallocs. */
@@ -759,6 +772,12 @@ static void uaf_pool_each_plant(void (*fn)(void), const char *what)
 START_TEST(uaf_pool_outside)
 {
     uaf_pool_each_plant(uaf_pool, "pool write-after-free");
+}
+END_TEST
+
+START_TEST(uaf_pool_mark_only)
+{
+    uaf_pool_each_plant(uaf_pool_second_word, "pool write-after-free of the free mark");
 }
 END_TEST
 
@@ -1025,6 +1044,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, corrupt_link_then_flush);
     tcase_add_test(tc, remote_stack_self_link);
     tcase_add_test(tc, no_canary_in_free_blocks);
+    tcase_add_test(tc, uaf_pool_mark_only);
     tcase_add_test(tc, uaf_pool_flushed);
     suite_add_tcase(s, tc);
 

@@ -299,8 +299,8 @@ static bool page_has_block(const struct pool_page *pg, const void *q)
 static void *page_pop(struct pool_page *pg)
 {
     void *b = pg->free;
-    void *next = hak_link_get(b);
-    if (HAK_UNLIKELY(next && (next == b || !page_has_block(pg, next))))
+    void *next;
+    if (HAK_UNLIKELY(!hak_link_read(b, &next) || (next && !page_has_block(pg, next))))
         hak_fatal("malloc(): corrupted free list of pool page %p (link to %p)",
                   (void *)page_start(pg), next);
     pg->free = next;
