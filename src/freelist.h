@@ -2,13 +2,13 @@
  * freelist.h - how a free block is written: every free-list link in hakmem
  * (thread caches, slab and page free lists, remote stacks) goes through here.
  *
- * Word 0 holds the link, encoded with two keys from getrandom() (secret.c):
+ * Word 0 holds the link, XORed with a key from getrandom() (secret.c):
  *
- *     word0 = (next ^ link_key) * mul_key               (mod 2^64, mul_key odd)
+ *     word0 = next ^ link_key
  *
  * Word 1 authenticates word 0 with two more keys:
  *
- *     word1 = (word0 ^ b ^ mac_key) * mac_mul           (mac_mul odd)
+ *     word1 = (word0 ^ b ^ mac_key) * mac_mul           (mod 2^64, mac_mul odd)
  *
  * A free block is one whose word 1 authenticates its word 0: that is the
  * free mark, and free() of a block that carries it is a double free.  A live
@@ -25,11 +25,16 @@
  * copied from another block (b is mixed into the mark), and a link naming
  * the block itself are rejected, all without reading any allocator
  * metadata, so malloc's fast path touches only the block it hands out.
- * Marking any word 0 for a block needs the two mark keys; forging a link to
- * a chosen address (the uncarved part of a slab, another block) all four.  No key is stored anywhere a program can read it from a free
- * block: every stored word is a product of a key-dependent factor, one
- * equation in two 64-bit unknowns per key pair, and the keys are never
- * derived from AT_RANDOM (whose first bytes are the stack-protector canary).
+ * Marking any word 0 for a block needs the two mark keys, so forging a link
+ * to a chosen address (the uncarved part of a slab, another block) needs all
+ * three keys.  No stored word is a key, or the stack canary combined with an
+ * address: the keys are never derived from AT_RANDOM (whose first bytes are
+ * the canary).  Word 0 hides the link from a reader who does not know where
+ * it points, as glibc's safe-linking does but with a secret key; it is no
+ * multiply: the multiply cost three cycles on malloc's critical path (load
+ * the head, decode its link, store it as the new head), and a reader who
+ * knows where links point could solve a keyed product from two blocks as
+ * easily as a XOR from one.  Integrity rests on the mark.
  *
  * HAKMEM_NO_HARDENING (an internal compile switch, used only to measure what
  * the checks cost; see hakmem(7)) stores links in clear and no mark.
@@ -47,8 +52,6 @@
  * before any block exists.  One cache line, read-only afterwards. */
 struct hak_keys {
     uintptr_t link;     /* XORed into every link */
-    uintptr_t mul;      /* odd: multiplies every encoded link */
-    uintptr_t mul_inv;  /* mul's inverse mod 2^64 */
     uintptr_t mac;      /* XORed into every mark */
     uintptr_t mac_mul;  /* odd: multiplies every mark */
 } __attribute__((aligned(64)));
@@ -70,7 +73,7 @@ HAK_INLINE uintptr_t hak_link_encode(const void *b, const void *next)
     if (!HAK_HARDENING)
         return (uintptr_t)next;
     (void)b; /* b is bound by the mark (hak_link_mark) */
-    return ((uintptr_t)next ^ hak_keys.link) * hak_keys.mul;
+    return (uintptr_t)next ^ hak_keys.link;
 }
 
 HAK_INLINE void *hak_link_decode(const void *b, uintptr_t w0)
@@ -78,7 +81,7 @@ HAK_INLINE void *hak_link_decode(const void *b, uintptr_t w0)
     if (!HAK_HARDENING)
         return (void *)w0;
     (void)b;
-    return (void *)((w0 * hak_keys.mul_inv) ^ hak_keys.link);
+    return (void *)(w0 ^ hak_keys.link);
 }
 
 /* The word 1 that marks b free with word 0 w0. */

@@ -46,24 +46,18 @@ static uint64_t mix64(uint64_t x)
 
 void hak_secret_init(void)
 {
-    uint64_t r[4];
+    uint64_t r[3];
     int saved = errno;
     if (!fill_random(r, sizeof(r))) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
                         (uint64_t)(uintptr_t)&hak_keys ^ (uint64_t)(uintptr_t)&ts;
-        for (unsigned i = 0; i < 4; i++)
+        for (unsigned i = 0; i < 3; i++)
             r[i] = seed = mix64(seed);
     }
     errno = saved;
     hak_keys.link = (uintptr_t)r[0];
-    hak_keys.mul = (uintptr_t)r[1] | 1;
-    /* Newton's iteration doubles the correct low bits each step: 5 -> 64. */
-    uintptr_t inv = hak_keys.mul;
-    for (int i = 0; i < 5; i++)
-        inv *= 2 - hak_keys.mul * inv;
-    hak_keys.mul_inv = inv;
-    hak_keys.mac = (uintptr_t)r[2];
-    hak_keys.mac_mul = (uintptr_t)r[3] | 1;
+    hak_keys.mac = (uintptr_t)r[1];
+    hak_keys.mac_mul = (uintptr_t)r[2] | 1;
 }
