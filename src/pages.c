@@ -39,6 +39,7 @@ struct run {
     uint8_t state;               /* enum run_state */
     bool dirty;                  /* free and maybe resident: due for purging */
     bool freed;                  /* starts where a block was freed (double free) */
+    uint32_t purger;             /* purging: the purging thread's hak_self_tag() */
     struct run *next, *prev;     /* free: its bin; dead: the descriptor free list;
                                     purging: the purge's list */
     struct run *dnext, *dprev;   /* dirty: the dirty list; purging: `purging` */
@@ -458,6 +459,7 @@ size_t pages_purge(uint64_t now_ms, bool all)
         dirty_remove(r);
         bin_remove(r);
         r->state = RUN_PURGING;
+        r->purger = hak_self_tag();
         r->next = todo;
         todo = r;
         r->dprev = NULL;
@@ -494,15 +496,28 @@ void pages_fork_parent(void) { hak_unlock(&pages_lock); }
 
 void pages_fork_child(void)
 {
+    /* fork() from a signal handler that interrupted this thread inside
+     * pages.c's lock: the lists may be mid-update, and the interrupted code
+     * goes on with them in the child.  Leave everything as it is (runs other
+     * threads were purging stay out of use in this child). */
+    bool kept = pages_lock.fork_kept;
     hak_lock_init(&pages_lock);
+    if (kept)
+        return;
     /* Runs another thread was purging come back as dirty free runs (their
      * pages may or may not be purged yet).  A whole chunk was being unmapped:
      * it is gone if its registry entry is cleared, and so it is if the
      * address already holds a new chunk (unmapped, then mapped again by a
-     * third thread), whose page map does not name this run. */
+     * third thread), whose page map does not name this run.  Runs this
+     * thread was purging (fork() from a signal handler that interrupted
+     * pages_purge) stay as they are: the interrupted purge, which goes on
+     * in the child too once the handler returns, settles them itself. */
     uint64_t now = hak_clock_ms();
-    while (purging) {
-        struct run *r = purging;
+    uint32_t self = hak_self_tag();
+    for (struct run *r = purging, *next; r; r = next) {
+        next = r->dnext;
+        if (r->purger == self)
+            continue;
         purging_remove(r);
         if (r->pages == HAK_RUN_MAX_PAGES && (hak_registry_kind(r->chunk) != HAK_CHUNK_RUNS ||
                                               r->chunk->map[r->first] != r))
