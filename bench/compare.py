@@ -254,6 +254,11 @@ def main():
     ap.add_argument("--out-dir", default="bench-results",
                     help="where latest.md/.json/.dat/.png go (default ./bench-results)")
     ap.add_argument("--only", help="comma-separated allocators to run")
+    ap.add_argument("--also", action="append", default=[], metavar="NAME=LIB",
+                    help="one more library to preload (e.g. a hakmem built with "
+                    "-DHAKMEM_NO_HARDENING): a column of its own and a geometric "
+                    "mean of hakmem against it, never counted as a best other; "
+                    "repeatable")
     ap.add_argument("--workloads", help="comma-separated substrings of workload names")
     ap.add_argument("--no-callgrind", action="store_true",
                     help="skip the valgrind instruction counts")
@@ -291,6 +296,14 @@ def main():
     if a.only:
         keep = a.only.split(",")
         allocs = [x for x in allocs if x[0] in keep]
+    also = []  # names of the --also libraries: compared with, never "best other"
+    for spec in a.also:
+        name, sep, lib = spec.partition("=")
+        if not sep or not name or not os.path.exists(lib):
+            log("compare: --also wants NAME=LIB with an existing LIB, not %r" % spec)
+            return 2
+        allocs.append((name, os.path.abspath(lib)))
+        also.append(name)
     names = [n for n, _ in allocs]
     if "glibc" not in names:
         log("compare: glibc is the reference for checksums and ratios; keeping it")
@@ -400,13 +413,14 @@ def main():
                 return h / o if higher else o / h
             h = row["median"].get("hakmem")
             others = [(n, v) for n, v in row["median"].items()
-                      if n != "hakmem" and v is not None]
+                      if n != "hakmem" and n not in also and v is not None]
             best = None
             if others:
                 best = (max if higher else min)(others, key=lambda t: t[1])
             row["best"] = best[0] if best else None
             row["vs_glibc"] = adv(h, row["median"].get("glibc"))
             row["vs_best"] = adv(h, best[1]) if best else None
+            row["vs_also"] = {n: adv(h, row["median"].get(n)) for n in also}
             hr, gr = row["rss"].get("hakmem"), row["rss"].get("glibc")
             row["rss_vs_glibc"] = hr / gr if hr and gr and mi == 0 else None
             rows.append(row)
@@ -491,6 +505,12 @@ def main():
         gm.append("**%s**" % fmt_ratio(geomean([r["rss_vs_glibc"] for r in rows])))
         md.append("| " + " | ".join(gm) + " |")
     md.append("")
+    for n in also:
+        if "hakmem" in names:
+            md.append("hakmem against %s (%s), geometric mean of the median ratios "
+                      "over the rows above (above 1: hakmem better): **%s**."
+                      % (n, dict(allocs)[n], fmt_ratio(geomean([r["vs_also"][n] for r in rows]))))
+            md.append("")
     if cg or cg_note:
         md.append("Fast path: instructions per malloc+free pair, tiny sizes 16..512 B "
                   "(`valgrind --tool=callgrind`, runs of N and 2N pairs, difference / N):")
