@@ -224,6 +224,19 @@ START_TEST(interior_more)
 }
 END_TEST
 
+/* The start of a tiny block's 64 KiB slab: where the slab's record is (and
+ * where a superslab's header is, for slab 0), never a block. */
+START_TEST(slab_record)
+{
+    g_p = malloc(TINY_SIZE);
+    ck_assert_ptr_nonnull(g_p);
+    g_q = (void *)((uintptr_t)g_p & ~(uintptr_t)0xffff);
+    expect_abort(do_free, "free", "invalid pointer", NULL, g_q);
+    expect_abort(do_usable, "malloc_usable_size", "invalid pointer", NULL, g_q);
+    free(g_p);
+}
+END_TEST
+
 /* ------------------------------------------------------------- double free */
 
 static size_t g_size;
@@ -1008,6 +1021,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, interior_pool);
     tcase_add_test(tc, interior_large);
     tcase_add_test(tc, interior_more);
+    tcase_add_test(tc, slab_record);
     tcase_add_test(tc, uncarved_pool);
     suite_add_tcase(s, tc);
 

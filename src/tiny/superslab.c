@@ -48,20 +48,19 @@ static struct superslab *superslab_new(void)
     ss->magic = TINY_SS_MAGIC;
     ss->free_mask = SS_ALL_FREE;
     ss->dirty_mask = 0;
-    for (unsigned i = 0; i < TINY_SLABS_PER_SS; i++) {
-        atomic_store_explicit(&ss->slabs[i].owner, &tiny_no_owner, memory_order_relaxed);
-        ss->slabs[i].neg_first = tiny_slab_neg_first(ss, i);
-    }
+    /* The slab records stay zero (no owner, nothing carved) until their
+     * slabs are used: writing them would touch a page of every slab. */
     hak_registry_set(ss, HAK_CHUNK_SIZE, HAK_CHUNK_TINY, HAK_CHUNK_TINY);
     hak_stats_mapped(HAK_TIER_TINY, (int64_t)HAK_CHUNK_SIZE);
     list_push(ss);
     return ss;
 }
 
-/* Slab i's usable bytes (its pages past the header) go back to the kernel. */
+/* Slab i's pages go back to the kernel, its record with them (it reads as
+ * zeroes then: see superslab.h); slab 0's header page stays. */
 static void slab_purge(struct superslab *ss, unsigned i)
 {
-    uint32_t first = tiny_slab_first_off(i);
+    size_t first = i == 0 ? TINY_SS_HEADER : (size_t)i << TINY_SLAB_SHIFT;
     size_t end = (size_t)(i + 1) << TINY_SLAB_SHIFT;
     hak_os_purge((char *)ss + first, end - first);
     ss->dirty_mask &= ~(1u << i);
@@ -90,11 +89,12 @@ struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner)
         list_remove(ss);
     hak_unlock(&ss_lock);
 
-    struct tiny_slab *s = &ss->slabs[i];
-    s->neg_first = tiny_slab_neg_first(ss, i);
+    struct tiny_slab *s = tiny_slab_at(ss, i);
     s->stride = tiny_class_size[cls];
+    s->neg_first = tiny_slab_neg_first(ss, i, s->stride);
     s->block_magic = hak_block_magic(s->stride);
-    s->capacity = (uint16_t)((((size_t)(i + 1) << TINY_SLAB_SHIFT) - tiny_slab_first_off(i)) /
+    s->capacity = (uint16_t)((((size_t)(i + 1) << TINY_SLAB_SHIFT) -
+                              tiny_slab_first_off(i, s->stride)) /
                              s->stride);
     s->carved = 0;
     s->used = 0;
@@ -121,8 +121,7 @@ void tiny_slab_release(struct tiny_slab *s)
 
     hak_lock(&ss_lock);
     ss->free_mask |= 1u << i;
-    if (s->carved)
-        ss->dirty_mask |= 1u << i;
+    ss->dirty_mask |= 1u << i; /* its record, at least, is resident */
     ss->free_since_ms[i] = now;
     if (!ss->listed)
         list_push(ss);

@@ -2,14 +2,17 @@
  * superslab.h - the tiny tier's backing memory.
  *
  * A superslab is one 2 MiB chunk cut into TINY_SLABS_PER_SS slabs of 64 KiB.
- * Its first TINY_SS_HEADER bytes hold the metadata of all its slabs, so free()
- * finds a block's slab with a mask and a shift: no per-block header.  Slab 0
- * starts after the header; the others use all their 64 KiB.
+ * Each slab's record (its metadata) is its own first 64 bytes, so free()
+ * finds a block's slab with one mask: no per-block header.  Slab 0's record
+ * opens the superslab's header page, and its blocks start after that page;
+ * the other slabs' blocks start after their record (further for classes
+ * whose blocks are aligned to more than 64 bytes).
  *
- * Slab records are 64 bytes (one cache line, indexed by a shift) and hold
- * only what the owner and free()'s checks read; the remote-free stacks that
- * other threads CAS on live in a separate array of the header, away from the
- * owner's lines.
+ * Slab records are 64 bytes (one cache line) and hold only what the owner
+ * and free()'s checks read; the remote-free stacks that other threads CAS on
+ * live in an array of the header, away from the owners' lines.  A slab that
+ * was never used, or was purged while free, has a record of zeroes: no
+ * owner, nothing carved, so every free() into it is rejected.
  *
  * Slabs are handed to threads (struct tiny_heap, tiny.c) by the process-wide
  * slab manager (superslab.c), which keeps superslabs with free slabs on a
@@ -23,6 +26,7 @@
 #define HAKMEM_TINY_SUPERSLAB_H
 
 #include "internal.h"
+#include "registry.h"
 #include <stdatomic.h>
 
 #define TINY_SLAB_SHIFT 16
@@ -30,7 +34,6 @@
 #define TINY_SLABS_PER_SS ((unsigned)(HAK_CHUNK_SIZE / TINY_SLAB_SIZE))
 #define TINY_SS_HEADER ((size_t)HAK_PAGE_SIZE)
 #define TINY_SS_MAGIC 0x68616b5353ull /* "hakSS" */
-#define TINY_SLAB_RECORD_SHIFT 6      /* sizeof(struct tiny_slab) == 64 */
 
 struct tiny_heap;
 
@@ -48,9 +51,10 @@ enum tiny_slab_state {
 extern HAK_HIDDEN struct tiny_heap tiny_no_owner;
 
 struct tiny_slab {
-    /* The owning heap; &tiny_no_owner while free or abandoned.  Only the
-     * owner gives it up, and only an adopter (under the abandoned lock) or
-     * the manager sets it again. */
+    /* The owning heap; &tiny_no_owner while free or abandoned (NULL once a
+     * free slab is purged: nothing is carved then, so no thread's free()
+     * takes a block of it).  Only the owner gives it up, and only an adopter
+     * (under the abandoned lock) or the manager sets it again. */
     _Atomic(struct tiny_heap *) owner;
     /* Owner-only fields. */
     void *free;             /* blocks returned to the slab (nfree of them) */
@@ -74,13 +78,11 @@ struct tiny_slab {
     struct tiny_slab *next, *prev; /* owner's list, or the abandoned list */
 } __attribute__((aligned(64)));
 
-_Static_assert(sizeof(struct tiny_slab) == (1u << TINY_SLAB_RECORD_SHIFT),
-               "slab records are indexed by a shift");
+_Static_assert(sizeof(struct tiny_slab) == 64, "a slab record is one cache line");
 
 struct superslab {
-    /* First, so that a slab record's address is the chunk's base OR its
-     * scaled index. */
-    struct tiny_slab slabs[TINY_SLABS_PER_SS];
+    /* First: slab 0's record is at the start of slab 0, as every slab's. */
+    struct tiny_slab slab0;
     uint64_t magic;
     uint32_t free_mask;      /* bit i: slab i is free (manager lock) */
     uint32_t dirty_mask;     /* bit i: free slab i has touched pages */
@@ -100,17 +102,29 @@ HAK_INLINE struct superslab *tiny_superslab_of(const void *p)
     return (struct superslab *)hak_chunk_base(p);
 }
 
-/* The slab record of block (or slab record) p: a mask and a shift. */
+/* The slab record of block (or slab record) p: one mask. */
 HAK_INLINE struct tiny_slab *tiny_slab_of(const void *p)
 {
-    uintptr_t rec = ((uintptr_t)p >> (TINY_SLAB_SHIFT - TINY_SLAB_RECORD_SHIFT)) &
-                    ((uintptr_t)(TINY_SLABS_PER_SS - 1) << TINY_SLAB_RECORD_SHIFT);
-    return (struct tiny_slab *)(hak_chunk_base(p) | rec);
+    return (struct tiny_slab *)((uintptr_t)p & ~(uintptr_t)(TINY_SLAB_SIZE - 1));
+}
+
+/* Whether s is where a slab record is: the start of a slab of a tiny chunk
+ * (a test for pointers read from state that may be torn, as in a fork child). */
+HAK_INLINE bool tiny_is_slab_record(const void *s)
+{
+    return s && ((uintptr_t)s & (TINY_SLAB_SIZE - 1)) == 0 &&
+           hak_registry_kind(s) == HAK_CHUNK_TINY;
+}
+
+/* The record of slab i of superslab ss. */
+HAK_INLINE struct tiny_slab *tiny_slab_at(struct superslab *ss, unsigned i)
+{
+    return (struct tiny_slab *)((char *)ss + ((size_t)i << TINY_SLAB_SHIFT));
 }
 
 HAK_INLINE unsigned tiny_slab_index(const struct superslab *ss, const struct tiny_slab *s)
 {
-    return (unsigned)(s - ss->slabs);
+    return (unsigned)(((uintptr_t)s - (uintptr_t)ss) >> TINY_SLAB_SHIFT);
 }
 
 HAK_INLINE _Atomic(void *) *tiny_slab_remote(struct tiny_slab *s)
@@ -119,17 +133,22 @@ HAK_INLINE _Atomic(void *) *tiny_slab_remote(struct tiny_slab *s)
     return &ss->remote[tiny_slab_index(ss, s)];
 }
 
-/* Offset of slab i's first usable byte in its superslab: slab 0 starts after
- * the header.  The one definition of a slab's usable range. */
-HAK_INLINE uint32_t tiny_slab_first_off(unsigned i)
+/* Offset of slab i's first block in its superslab, for blocks of `stride`
+ * bytes: past the header page in slab 0, else past the record, and aligned
+ * as the slab's start is to the largest power of two dividing the stride (a
+ * power-of-two class serves aligned requests).  The one definition of a
+ * slab's usable range. */
+HAK_INLINE uint32_t tiny_slab_first_off(unsigned i, unsigned stride)
 {
-    return (uint32_t)(((size_t)i << TINY_SLAB_SHIFT) + (i == 0 ? TINY_SS_HEADER : 0));
+    uint32_t align = stride & -stride, past = (uint32_t)sizeof(struct tiny_slab);
+    return (uint32_t)((size_t)i << TINY_SLAB_SHIFT) +
+           (i == 0 ? (uint32_t)TINY_SS_HEADER : (align > past ? align : past));
 }
 
-/* Slab i's neg_first. */
-HAK_INLINE uintptr_t tiny_slab_neg_first(const struct superslab *ss, unsigned i)
+/* Slab i's neg_first for blocks of `stride` bytes. */
+HAK_INLINE uintptr_t tiny_slab_neg_first(const struct superslab *ss, unsigned i, unsigned stride)
 {
-    return -((uintptr_t)ss + tiny_slab_first_off(i));
+    return -((uintptr_t)ss + tiny_slab_first_off(i, stride));
 }
 
 HAK_INLINE char *tiny_slab_start(const struct tiny_slab *s)

@@ -591,9 +591,7 @@ void tiny_thread_exit(struct tiny_cache *c)
  * (not abandoned or free already, so no slab is abandoned twice). */
 static void orphan_slab(struct tiny_heap *h, struct tiny_slab *s, unsigned cls)
 {
-    uintptr_t off = (uintptr_t)s & HAK_CHUNK_MASK;
-    if (!s || hak_registry_kind(s) != HAK_CHUNK_TINY ||
-        off % sizeof(struct tiny_slab) || off >= sizeof(((struct superslab *)0)->slabs))
+    if (!tiny_is_slab_record(s))
         return;
     if (atomic_load_explicit(&s->owner, memory_order_relaxed) != h || s->cls != cls ||
         (s->state != TINY_SLAB_CURRENT && s->state != TINY_SLAB_PARTIAL &&
@@ -630,9 +628,7 @@ void tiny_thread_orphan(struct tiny_cache *c)
         for (unsigned l = 0; l < 2; l++) {
             struct tiny_slab *s = lists[l]->head;
             for (unsigned k = 0; s && k < TINY_ORPHAN_WALK_MAX; k++) {
-                uintptr_t off = (uintptr_t)s & HAK_CHUNK_MASK;
-                if (hak_registry_kind(s) != HAK_CHUNK_TINY || off % sizeof(struct tiny_slab) ||
-                    off >= sizeof(((struct superslab *)0)->slabs))
+                if (!tiny_is_slab_record(s))
                     break;
                 struct tiny_slab *next = s->next; /* abandoning relinks s */
                 orphan_slab(h, s, cls);
