@@ -240,14 +240,19 @@ static uint32_t slab_take(struct tiny_slab *s, uint32_t want, void **list)
             got = 1;
         }
     } else {
-        uint32_t carve = want;
+        /* At most the blocks that start in the memory page where the
+         * carved part ends: a class's first refill costs one page, not a
+         * cache's worth, and later ones touch memory only as it is used. */
+        char *first = tiny_slab_start(s) + (size_t)s->carved * s->stride;
+        uint32_t carve = hak_carve_step((uintptr_t)first, s->stride);
+        if (carve > want)
+            carve = want;
         if (carve > (uint32_t)(s->capacity - s->carved))
             carve = s->capacity - s->carved;
         if (!carve)
             return 0;
         /* Link the new blocks in address order, so the cache hands them out
          * in ascending order. */
-        char *first = tiny_slab_start(s) + (size_t)s->carved * s->stride;
         char *b = first + (size_t)(carve - 1) * s->stride;
         HAK_DEBUG_CHECK((uintptr_t)b + s->stride <=
                             ((uintptr_t)first & ~(uintptr_t)(TINY_SLAB_SIZE - 1)) + TINY_SLAB_SIZE,
