@@ -146,6 +146,9 @@ void tiny_slab_release(struct tiny_slab *s)
     if (s->carved) {
         ss->dirty_mask |= 1u << i;
         ss_dirty_free++;
+        /* To the front, where superslab_pick looks first. */
+        if (ss->listed && ss != ss_avail)
+            list_remove(ss);
     }
     ss->free_since_ms[i] = now;
     if (!ss->listed)
