@@ -90,6 +90,17 @@ HAK_INLINE size_t hak_align_up(size_t n, size_t a)
     return (n + a - 1) & ~(a - 1);
 }
 
+/* How many blocks of `stride` bytes, laid out from addr on, start in the
+ * memory page holding addr (at least one): the most the tiny and pool tiers
+ * carve from fresh memory in one step, so that carving (which writes each
+ * block's first bytes) touches one page at a time and a slab or pool page
+ * costs memory only as its blocks are used. */
+HAK_INLINE uint32_t hak_carve_step(uintptr_t addr, uint32_t stride)
+{
+    uintptr_t page_end = hak_align_up(addr + 1, HAK_PAGE_SIZE);
+    return (uint32_t)((page_end - addr + stride - 1) / stride);
+}
+
 /* Reports misuse of the API (`hakmem: free(): invalid pointer 0x...`) and
  * aborts; never returns. */
 HAK_HIDDEN __attribute__((noreturn, cold)) void hak_fatal_ptr(const char *func, const char *what,

@@ -106,6 +106,7 @@ EXTRA_DIST += tests/realprog.sh tests/alloc_heavy.py
 check_PROGRAMS += tests/mem_probe
 tests_mem_probe_SOURCES = tests/mem_probe.c
 tests_mem_probe_CFLAGS = $(AM_CFLAGS) -fno-builtin-malloc -fno-builtin-free
+tests_mem_probe_LDADD = $(PTHREAD_LIBS)
 check_LTLIBRARIES = tests/thp_shim.la
 tests_thp_shim_la_SOURCES = tests/thp_shim.c
 tests_thp_shim_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere

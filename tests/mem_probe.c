@@ -16,10 +16,19 @@
  *   idle_all MIB DELAY_MS    the same with blocks of every tier (64 B .. 2 MiB)
  *   rss COUNT SIZE           prints the RSS growth (KiB) of COUNT x malloc(SIZE)
  *                            with every byte written
+ *   sizes FROM TO STEP       prints the anonymous RSS growth (KiB) of one
+ *                            malloc of each size FROM, FROM + STEP, ... TO,
+ *                            every byte written
+ *   thread_sizes N FROM TO STEP
+ *                            N threads each hold one block of each of those
+ *                            sizes; prints the anonymous RSS growth per
+ *                            thread (KiB), stacks included, after one thread
+ *                            did the same first (one-time costs not counted)
  *   thp_active               exit 0 if an mmap'd 4 MiB region touched once
  *                            has 2 MiB resident (huge pages at work), else 77
  */
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +58,25 @@ static size_t statm(int field)
     if (sscanf(buf, "%lu %lu", &v[0], &v[1]) != 2)
         fail("cannot parse /proc/self/statm", 0, 0);
     return v[field] * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* RssAnon of /proc/self/status, in bytes: the heap's resident memory without
+ * the library code pages a first call of some function faults in.  (statm
+ * may read the kernel's per-CPU RSS counters unsummed, off by up to a few
+ * hundred KiB; status sums them on the kernels where that matters.) */
+static size_t anon_rss(void)
+{
+    char line[256];
+    unsigned long kb = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        fail("cannot read /proc/self/status", 0, 0);
+    while (fgets(line, sizeof line, f) && sscanf(line, "RssAnon: %lu kB", &kb) != 1)
+        ;
+    fclose(f);
+    if (!kb)
+        fail("no RssAnon in /proc/self/status", 0, 0);
+    return kb * KiB;
 }
 
 static size_t arg(char **argv, int i)
@@ -243,6 +271,97 @@ static int rss(size_t count, size_t size)
     return 0;
 }
 
+static int sizes(size_t from, size_t to, size_t step)
+{
+    enum { MAXB = 4096 };
+    static void *b[MAXB];
+    if (!step || to < from || (to - from) / step >= MAXB)
+        fail("bad size range", from, to);
+    size_t n = (to - from) / step + 1;
+    free(malloc(from)); /* the allocator initialized before the start figure */
+    size_t rss0 = anon_rss();
+    for (size_t i = 0; i < n; i++) {
+        size_t sz = from + i * step;
+        b[i] = malloc(sz);
+        if (!b[i])
+            fail("malloc returned NULL", i, sz);
+        memset(b[i], (int)i, sz);
+    }
+    size_t grown = anon_rss() - rss0;
+    for (size_t i = 0; i < n; i++) {
+        if (((unsigned char *)b[i])[from + i * step - 1] != (unsigned char)i)
+            fail("block contents lost", i, from + i * step);
+        free(b[i]);
+    }
+    printf("%zu\n", grown / KiB);
+    return 0;
+}
+
+/* thread_sizes: each holder allocates its blocks, waits until the RSS is
+ * measured, checks and frees them. */
+static pthread_barrier_t holders;
+static size_t hold_from, hold_to, hold_step;
+
+static void *holder(void *arg)
+{
+    enum { MAXB = 256 };
+    void *b[MAXB];
+    size_t n = (hold_to - hold_from) / hold_step + 1;
+    for (size_t i = 0; i < n && i < MAXB; i++) {
+        b[i] = malloc(hold_from + i * hold_step);
+        if (b[i])
+            memset(b[i], (int)i, hold_from + i * hold_step);
+    }
+    pthread_barrier_wait(&holders); /* everybody holds its blocks */
+    pthread_barrier_wait(&holders); /* RSS measured */
+    int bad = 0;
+    for (size_t i = 0; i < n && i < MAXB; i++) {
+        bad |= !b[i] || ((unsigned char *)b[i])[hold_from + i * hold_step - 1] != (unsigned char)i;
+        free(b[i]);
+    }
+    return bad ? arg : NULL;
+}
+
+/* Runs `count` holders (at most 1024) at once; returns the anonymous RSS
+ * growth while they all hold their blocks. */
+static size_t hold(size_t count)
+{
+    static pthread_t t[1024];
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * KiB);
+    if (pthread_barrier_init(&holders, NULL, (unsigned)count + 1))
+        fail("pthread_barrier_init failed", count, 0);
+    size_t rss0 = anon_rss();
+    for (size_t i = 0; i < count; i++)
+        if (pthread_create(&t[i], &attr, holder, (void *)(uintptr_t)(i + 1)))
+            fail("pthread_create failed", i, count);
+    pthread_barrier_wait(&holders);
+    size_t grown = anon_rss() - rss0;
+    pthread_barrier_wait(&holders);
+    for (size_t i = 0; i < count; i++) {
+        void *ret;
+        pthread_join(t[i], &ret);
+        if (ret)
+            fail("a holder's blocks were lost", i, count);
+    }
+    pthread_barrier_destroy(&holders);
+    pthread_attr_destroy(&attr);
+    return grown;
+}
+
+static int thread_sizes(size_t count, size_t from, size_t to, size_t step)
+{
+    if (!count || count > 1024 || !step || to < from || (to - from) / step >= 256)
+        fail("bad thread count or size range", count, to);
+    hold_from = from;
+    hold_to = to;
+    hold_step = step;
+    hold(1); /* one-time costs, and a recycled thread slot for later */
+    printf("%zu\n", hold(count) / count / KiB);
+    return 0;
+}
+
 static int thp_active(void)
 {
     size_t len = 4 * MiB;
@@ -273,6 +392,10 @@ int main(int argc, char **argv)
         return idle_all(arg(argv, 2), arg(argv, 3));
     if (strcmp(m, "rss") == 0 && argc == 4)
         return rss(arg(argv, 2), arg(argv, 3));
+    if (strcmp(m, "sizes") == 0 && argc == 5)
+        return sizes(arg(argv, 2), arg(argv, 3), arg(argv, 4));
+    if (strcmp(m, "thread_sizes") == 0 && argc == 6)
+        return thread_sizes(arg(argv, 2), arg(argv, 3), arg(argv, 4), arg(argv, 5));
     if (strcmp(m, "thp_active") == 0)
         return thp_active();
     fprintf(stderr, "usage: see the comment at the top of mem_probe.c\n");

@@ -11,6 +11,13 @@
 #     delay and one more call, RSS within 16 MiB of the start;
 #   - under tests/thp_shim (MADV_HUGEPAGE on every mapping), 100 x
 #     malloc(64 KiB) costs at most twice glibc's RSS;
+#   - one block of each size 16, 32, ... 1024 (every tiny class, 33 KiB in
+#     all) costs at most 128 KiB of anonymous RSS: a class's first refill
+#     carves a page, not a cache's worth (about 90 KiB; 148 before 0.2);
+#   - 64 threads each holding one block of each size 16, 32, ... 256 (12 tiny
+#     classes) cost at most 80 KiB of anonymous RSS per thread, stack
+#     included (a page per class and a page of heap: 60 KiB; 110 before 0.2,
+#     glibc 11), unless huge pages are on for every mapping;
 #   - the threads case of tests/test_pages with HAKMEM_PURGE_DELAY_MS=0, so
 #     that purges run all the time next to allocations (if Check is there).
 # Exit 77 (skip) only if nothing could run; a scenario whose tool is missing
@@ -81,7 +88,19 @@ else
     echo "SKIP: transparent huge pages unavailable: THP test not run"
 fi
 
-# 6. Purges racing with allocations and frees in other threads.
+# 6. The first block of each tiny class touches about a page, not more.
+small=$(hak "$probe" sizes 16 1024 16)
+echo "sizes: one block of each size 16 .. 1024: +${small:-?} KiB of anonymous RSS"
+[ -n "$small" ] && [ "$small" -le 128 ] || fail "one block of each tiny size: ${small:-?} KiB of RSS (> 128)"
+if "$probe" thp_active; then
+    echo "SKIP: huge pages on for every mapping: per-thread RSS not checked"
+else
+    per=$(hak "$probe" thread_sizes 64 16 256 16)
+    echo "thread_sizes: 64 threads each holding one block of each size 16 .. 256: +${per:-?} KiB of anonymous RSS per thread"
+    [ -n "$per" ] && [ "$per" -le 80 ] || fail "per-thread RSS of small blocks: ${per:-?} KiB (> 80)"
+fi
+
+# 7. Purges racing with allocations and frees in other threads.
 pages="$abs_top_builddir/tests/test_pages"
 if [ -x "$pages" ]; then
     CK_RUN_CASE=threads HAKMEM_PURGE_DELAY_MS=0 "$pages" || fail "test_pages threads with no purge delay"

@@ -314,10 +314,11 @@ static void *page_pop(struct pool_page *pg)
 static uint32_t page_carve(struct pool_page *pg, uint32_t want, void **list)
 {
     uint32_t carved = atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed);
-    uint32_t page_end = (uint32_t)hak_align_up(pg->start_off + carved + 1, HAK_PAGE_SIZE) -
-                        pg->start_off;
+    uint32_t step = hak_carve_step((uintptr_t)page_start(pg) + carved, pg->stride);
+    if (want > step)
+        want = step;
     uint32_t got = 0;
-    while (got < want && carved < pg->limit_bytes && (got == 0 || carved < page_end)) {
+    while (got < want && carved < pg->limit_bytes) {
         char *b = page_start(pg) + carved;
         carved += pg->stride;
         hak_link_set(b, *list);

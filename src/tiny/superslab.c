@@ -15,6 +15,9 @@
 
 static struct hak_lock ss_lock = HAK_LOCK_INITIALIZER;
 static struct superslab *ss_avail;      /* superslabs with at least one free slab */
+/* Free slabs with touched pages (dirty_mask bits of free slabs), in all
+ * superslabs: while there are any, a slab is taken from them. */
+static unsigned ss_dirty_free;
 
 #define SS_ALL_FREE ((uint32_t)(((uint64_t)1 << TINY_SLABS_PER_SS) - 1))
 
@@ -64,17 +67,34 @@ static void slab_purge(struct superslab *ss, unsigned i)
     size_t end = (size_t)(i + 1) << TINY_SLAB_SHIFT;
     hak_os_purge((char *)ss + first, end - first);
     ss->dirty_mask &= ~(1u << i);
+    ss_dirty_free--;
+}
+
+/* The superslab to take a slab from: one with a free slab whose pages are
+ * still resident, wherever it is on the list (taking an untouched slab
+ * while touched ones wait for the purge delay would add their pages to the
+ * RSS); else the first one already in use, so that empty ones stay empty
+ * and get purged; NULL if none has a free slab. */
+static struct superslab *superslab_pick(void)
+{
+    struct superslab *ss;
+    if (ss_dirty_free) {
+        for (ss = ss_avail; ss; ss = ss->next)
+            if (ss->free_mask & ss->dirty_mask)
+                return ss;
+        HAK_DEBUG_CHECK(false, "tiny: %u dirty free slabs counted, none listed", ss_dirty_free);
+    }
+    ss = ss_avail;
+    while (ss && ss->free_mask == SS_ALL_FREE && ss->next)
+        ss = ss->next;
+    return ss;
 }
 
 struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner)
 {
     hak_purge_tick();
     hak_lock(&ss_lock);
-    struct superslab *ss = ss_avail;
-    /* Prefer a superslab already in use, so that empty ones stay empty and
-     * get purged; and in it a dirty slab, whose pages are resident. */
-    while (ss && ss->free_mask == SS_ALL_FREE && ss->next)
-        ss = ss->next;
+    struct superslab *ss = superslab_pick();
     if (!ss)
         ss = superslab_new();
     if (!ss) {
@@ -83,6 +103,8 @@ struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner)
     }
     uint32_t pick = ss->free_mask & ss->dirty_mask;
     unsigned i = (unsigned)__builtin_ctz(pick ? pick : ss->free_mask);
+    if (pick)
+        ss_dirty_free--;
     ss->free_mask &= ~(1u << i);
     ss->dirty_mask &= ~(1u << i);
     if (!ss->free_mask)
@@ -122,6 +144,10 @@ void tiny_slab_release(struct tiny_slab *s)
     hak_lock(&ss_lock);
     ss->free_mask |= 1u << i;
     ss->dirty_mask |= 1u << i; /* its record, at least, is resident */
+    ss_dirty_free++;
+    /* To the front, where superslab_pick looks first. */
+    if (ss->listed && ss != ss_avail)
+        list_remove(ss);
     ss->free_since_ms[i] = now;
     if (!ss->listed)
         list_push(ss);

@@ -115,27 +115,31 @@ static void slist_remove(struct tiny_slab_list *l, struct tiny_slab *s)
 
 /* ---- heaps ---- */
 
+/* A heap for a new thread: a recycled one, cleared, or a fresh one from
+ * heap_chunk, which is zero already (mmap): not clearing it leaves its
+ * pages untouched until the thread writes them (a thread that never
+ * overflows a cache writes none of its transfer stacks, most of the heap). */
 static struct tiny_heap *heap_new(void)
 {
     hak_lock(&heap_lock);
     struct tiny_heap *h = heap_free_list;
     if (h) {
         heap_free_list = h->next_free;
-    } else {
-        size_t sz = hak_align_up(sizeof(*h), 64);
-        if (heap_chunk_left < sz) {
-            heap_chunk = hak_os_map(64 * 1024);
-            heap_chunk_left = heap_chunk ? 64 * 1024 : 0;
-        }
-        if (heap_chunk_left >= sz) {
-            h = (struct tiny_heap *)heap_chunk;
-            heap_chunk += sz;
-            heap_chunk_left -= sz;
-        }
+        hak_unlock(&heap_lock);
+        memset(h, 0, sizeof(*h));
+        return h;
+    }
+    size_t sz = hak_align_up(sizeof(*h), 64);
+    if (heap_chunk_left < sz) {
+        heap_chunk = hak_os_map(64 * 1024);
+        heap_chunk_left = heap_chunk ? 64 * 1024 : 0;
+    }
+    if (heap_chunk_left >= sz) {
+        h = (struct tiny_heap *)heap_chunk;
+        heap_chunk += sz;
+        heap_chunk_left -= sz;
     }
     hak_unlock(&heap_lock);
-    if (h)
-        memset(h, 0, sizeof(*h));
     return h;
 }
 
@@ -240,14 +244,19 @@ static uint32_t slab_take(struct tiny_slab *s, uint32_t want, void **list)
             got = 1;
         }
     } else {
-        uint32_t carve = want;
+        /* At most the blocks that start in the memory page where the
+         * carved part ends: a class's first refill costs one page, not a
+         * cache's worth, and later ones touch memory only as it is used. */
+        char *first = tiny_slab_start(s) + (size_t)s->carved * s->stride;
+        uint32_t carve = hak_carve_step((uintptr_t)first, s->stride);
+        if (carve > want)
+            carve = want;
         if (carve > (uint32_t)(s->capacity - s->carved))
             carve = s->capacity - s->carved;
         if (!carve)
             return 0;
         /* Link the new blocks in address order, so the cache hands them out
          * in ascending order. */
-        char *first = tiny_slab_start(s) + (size_t)s->carved * s->stride;
         char *b = first + (size_t)(carve - 1) * s->stride;
         HAK_DEBUG_CHECK((uintptr_t)b + s->stride <=
                             ((uintptr_t)first & ~(uintptr_t)(TINY_SLAB_SIZE - 1)) + TINY_SLAB_SIZE,
