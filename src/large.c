@@ -20,7 +20,6 @@
 #include "large.h"
 #include "options.h"
 #include "os.h"
-#include "pages.h"
 #include "purge.h"
 #include "stats.h"
 
@@ -214,8 +213,13 @@ static size_t pages_for(size_t size)
 void *large_alloc(size_t size, size_t align, bool *zeroed)
 {
     hak_purge_tick();
-    if (size <= HAK_LARGE_RUN_MAX && align <= HAK_LARGE_RUN_MAX)
-        return pages_alloc(pages_for(size), align, zeroed);
+    if (size <= HAK_LARGE_RUN_MAX && align <= HAK_LARGE_RUN_MAX) {
+        void *p = pages_alloc(pages_for(size), align, zeroed);
+        /* Where no new run area fits in the address space left (under
+         * `ulimit -v`), a mapping sized to the block may. */
+        if (p)
+            return p;
+    }
     return mapped_alloc(size, align, zeroed);
 }
 

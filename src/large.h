@@ -7,13 +7,18 @@
 #define HAKMEM_LARGE_H
 
 #include "internal.h"
+#include "pages.h"
 #include "registry.h"
 
 /* Blocks (and alignments) up to this many bytes are page runs; larger ones
- * get a mapping of their own.  1 MiB: a run chunk still fits the largest run
- * with room for others, and a block above it is big enough that its own
- * mapping and mremap on realloc cost little next to touching its pages. */
-#define HAK_LARGE_RUN_MAX ((size_t)1 << 20)
+ * get a mapping of their own.  Half a run area (4 MiB): the area still fits
+ * the largest run with room for others, and a block above it is big enough
+ * that its own mapping and mremap on realloc cost little next to touching
+ * its pages.  (With 1 MiB, as in hakmem 0.2.0, freed 1..4 MiB mappings
+ * stayed cached whole, each reused as it was by any shorter block: the
+ * cache grew to hold every mapping at the longest length, where runs share
+ * their free pages among blocks of every size; a run also grows in place.) */
+#define HAK_LARGE_RUN_MAX (HAK_RUN_AREA_SIZE / 2)
 
 HAK_HIDDEN void large_init(void);
 /* A block of `size` bytes aligned to `align` (a power of two).  *zeroed
