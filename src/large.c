@@ -3,12 +3,14 @@
  *
  * Blocks up to HAK_LARGE_RUN_MAX bytes (with alignments up to the same bound)
  * are page runs of the page-run layer (pages.h): no header, found through
- * their chunk's page map.  Larger blocks get a mapping of their own, aligned
- * to a chunk so that the registry entry of its first chunk identifies it, but
- * only as long as the block rounded to pages: the 64-byte header sits at the
- * start of the mapping and the block right after it (or at the first multiple
- * of its alignment).  Alignments of a chunk or more put the block at a chunk
- * boundary with the header just below it (HAK_CHUNK_LARGE_ALIGNED).
+ * their run area's page map.  Larger blocks get a mapping of their own,
+ * aligned to a chunk so that the registry entry of its first chunk identifies
+ * it, but only as long as the block rounded to pages: the 64-byte header sits
+ * at the start of the mapping and the block right after it (or at the first
+ * multiple of its alignment).  Alignments of a chunk or more put the block at
+ * a chunk boundary with the header just below it (HAK_CHUNK_LARGE_ALIGNED).
+ * When no new run area fits in the address space left, a block up to
+ * HAK_LARGE_RUN_MAX gets a mapping too.
  *
  * Freed mappings go to a cache (HAKMEM_LARGE_CACHE_MB) and are reused best
  * fit: a cached mapping at most four times the request is taken as it is (a

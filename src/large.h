@@ -14,10 +14,11 @@
  * get a mapping of their own.  Half a run area (4 MiB): the area still fits
  * the largest run with room for others, and a block above it is big enough
  * that its own mapping and mremap on realloc cost little next to touching
- * its pages.  (With 1 MiB, as in hakmem 0.2.0, freed 1..4 MiB mappings
- * stayed cached whole, each reused as it was by any shorter block: the
- * cache grew to hold every mapping at the longest length, where runs share
- * their free pages among blocks of every size; a run also grows in place.) */
+ * its pages.  (With runs only up to 1 MiB, an earlier design, freed 1..4 MiB
+ * mappings stayed cached whole, each reused as it was by any shorter block:
+ * the cache came to hold every mapping at the longest length, where runs
+ * share their free pages among blocks of every size; a run also grows in
+ * place.) */
 #define HAK_LARGE_RUN_MAX (HAK_RUN_AREA_SIZE / 2)
 
 HAK_HIDDEN void large_init(void);

@@ -6,8 +6,11 @@
  *    mapping rounded to pages;
  *  - coalescing: blocks freed in any order leave room for a block as large
  *    as all of them, with no new mapping;
- *  - realloc: runs shrink in place and grow into the free pages after them,
- *    mappings are remapped; contents kept either way;
+ *  - realloc: runs shrink in place and grow into the free pages after them
+ *    (a buffer doubled up to 4 MiB moves at most once), mappings are
+ *    remapped; contents kept either way;
+ *  - blocks of all sizes up to 4 MiB share free pages: a freed 4 MiB block's
+ *    pages hold two shorter blocks with no new mapping;
  *  - calloc from reused (dirty) runs and mappings reads zero;
  *  - misuse: a second free of a run (also once coalesced) is a "double
  *    free", a pointer inside a run or into a run area's header an "invalid
@@ -173,6 +176,50 @@ START_TEST(realloc_runs)
         ck_assert_ptr_eq(r, q);
     verify(r, 900 * KiB, 0x22);
     free(r);
+}
+END_TEST
+
+/* A buffer doubled from 64 KiB to the run threshold grows in place: the
+ * free pages after it hold it (at most one move, should something sit right
+ * after it). */
+START_TEST(realloc_doubling)
+{
+    unsigned char *p = malloc(64 * KiB);
+    ck_assert_ptr_nonnull(p);
+    fill(p, 64 * KiB, 0x33);
+    unsigned moves = 0;
+    for (size_t n = 128 * KiB; n <= RUN_MAX; n *= 2) {
+        unsigned char *q = realloc(p, n);
+        ck_assert_ptr_nonnull(q);
+        moves += q != p;
+        verify(q, n / 2, 0x33);
+        fill(q, n, 0x33);
+        p = q;
+    }
+    if (in_place())
+        ck_assert_uint_le(moves, 1);
+    free(p);
+}
+END_TEST
+
+/* Blocks of every size up to the threshold share the free pages: the pages
+ * of a freed 4 MiB block hold a 2 MiB and a 1.5 MiB block, with no new
+ * mapping (a freed mapping could be reused by one block only). */
+START_TEST(runs_share_pages)
+{
+    unsigned char *p = malloc(RUN_MAX);
+    ck_assert_ptr_nonnull(p);
+    fill(p, RUN_MAX, 0x44);
+    size_t mapped = large_mapped();
+    free(p);
+    unsigned char *a = malloc(2 * MiB), *b = malloc(3 * MiB / 2);
+    ck_assert(a && b);
+    fill(a, 2 * MiB, 0x55);
+    fill(b, 3 * MiB / 2, 0x66);
+    ck_assert_uint_le(large_mapped(), mapped);
+    verify(a, 2 * MiB, 0x55);
+    free(a);
+    free(b);
 }
 END_TEST
 
@@ -409,6 +456,8 @@ int main(void)
     tcase_add_test(tc, placement);
     tcase_add_test(tc, coalescing);
     tcase_add_test(tc, realloc_runs);
+    tcase_add_test(tc, realloc_doubling);
+    tcase_add_test(tc, runs_share_pages);
     tcase_add_test(tc, calloc_reused);
     tcase_add_test(tc, trim_gives_back);
     tcase_add_test(tc, misuse);
