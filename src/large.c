@@ -1,9 +1,9 @@
 /*
  * large.c - the large tier (requests above HAK_POOL_MAX).
  *
- * Blocks up to HAK_LARGE_RUN_MAX bytes (with alignments up to the same bound)
- * are page runs of the page-run layer (pages.h): no header, found through
- * their run area's page map.  Larger blocks get a mapping of their own,
+ * Blocks up to HAK_LARGE_RUN_MAX bytes (with alignments up to
+ * HAK_LARGE_RUN_ALIGN_MAX) are page runs of the page-run layer (pages.h): no
+ * header, found through their run area's page map.  Larger blocks get a mapping of their own,
  * aligned to a chunk so that the registry entry of its first chunk identifies
  * it, but only as long as the block rounded to pages: the 64-byte header sits
  * at the start of the mapping and the block right after it (or at the first
@@ -215,7 +215,7 @@ static size_t pages_for(size_t size)
 void *large_alloc(size_t size, size_t align, bool *zeroed)
 {
     hak_purge_tick();
-    if (size <= HAK_LARGE_RUN_MAX && align <= HAK_LARGE_RUN_MAX) {
+    if (size <= HAK_LARGE_RUN_MAX && align <= HAK_LARGE_RUN_ALIGN_MAX) {
         void *p = pages_alloc(pages_for(size), align, zeroed);
         /* Where no new run area fits in the address space left (under
          * `ulimit -v`), a mapping sized to the block may. */

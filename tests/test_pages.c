@@ -88,7 +88,7 @@ START_TEST(placement)
     ck_assert_uint_lt(malloc_usable_size(p), 5 * MiB + 2 * PAGE);
     free(p);
     /* Aligned requests: inside runs, usable size about the request. */
-    static const size_t aligns[] = {8 * KiB, 64 * KiB, 256 * KiB, MiB, RUN_MAX};
+    static const size_t aligns[] = {8 * KiB, 64 * KiB, 256 * KiB, MiB, 2 * MiB};
     for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
         void *q = aligned_alloc(aligns[i], 64);
         ck_assert_ptr_nonnull(q);
