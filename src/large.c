@@ -3,12 +3,13 @@
  *
  * Blocks up to HAK_LARGE_RUN_MAX bytes (with alignments up to
  * HAK_LARGE_RUN_ALIGN_MAX) are page runs of the page-run layer (pages.h): no
- * header, found through their run area's page map.  Larger blocks get a mapping of their own,
- * aligned to a chunk so that the registry entry of its first chunk identifies
- * it, but only as long as the block rounded to pages: the 64-byte header sits
- * at the start of the mapping and the block right after it (or at the first
- * multiple of its alignment).  Alignments of a chunk or more put the block at
- * a chunk boundary with the header just below it (HAK_CHUNK_LARGE_ALIGNED).
+ * header, found through their run area's page map.  Larger blocks get a
+ * mapping of their own, aligned to a chunk so that the registry entry of its
+ * first chunk identifies it, but only as long as the block rounded to pages:
+ * the 64-byte header sits at the start of the mapping and the block right
+ * after it (or at the first multiple of its alignment).  Alignments of a
+ * chunk or more put the block at a chunk boundary with the header just below
+ * it (HAK_CHUNK_LARGE_ALIGNED).
  * When no new run area fits in the address space left, a block up to
  * HAK_LARGE_RUN_MAX gets a mapping too.
  *

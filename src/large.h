@@ -11,14 +11,13 @@
 #include "registry.h"
 
 /* Blocks up to this many bytes are page runs; larger ones get a mapping of
- * their own.  Half a run area (4 MiB): the area still fits
- * the largest run with room for others, and a block above it is big enough
- * that its own mapping and mremap on realloc cost little next to touching
- * its pages.  (With runs only up to 1 MiB, an earlier design, freed 1..4 MiB
- * mappings stayed cached whole, each reused as it was by any shorter block:
- * the cache came to hold every mapping at the longest length, where runs
- * share their free pages among blocks of every size; a run also grows in
- * place.) */
+ * their own.  Half a run area (4 MiB): the area still fits the largest run
+ * with room for others, and a block above it is big enough that its own
+ * mapping and mremap on realloc cost little next to touching its pages.
+ * (With runs only up to 1 MiB, an earlier design, freed 1..4 MiB mappings
+ * stayed cached whole, each reused as it was by any shorter block: the cache
+ * came to hold every mapping at the longest length, where runs share their
+ * free pages among blocks of every size; a run also grows in place.) */
 #define HAK_LARGE_RUN_MAX (HAK_RUN_AREA_SIZE / 2)
 /* Alignments up to this are placed in runs: an area holds three runs aligned
  * to 2 MiB (a mapping of their own would take 4 MiB of address space each),
