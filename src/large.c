@@ -1,14 +1,17 @@
 /*
  * large.c - the large tier (requests above HAK_POOL_MAX).
  *
- * Blocks up to HAK_LARGE_RUN_MAX bytes (with alignments up to the same bound)
- * are page runs of the page-run layer (pages.h): no header, found through
- * their chunk's page map.  Larger blocks get a mapping of their own, aligned
- * to a chunk so that the registry entry of its first chunk identifies it, but
- * only as long as the block rounded to pages: the 64-byte header sits at the
- * start of the mapping and the block right after it (or at the first multiple
- * of its alignment).  Alignments of a chunk or more put the block at a chunk
- * boundary with the header just below it (HAK_CHUNK_LARGE_ALIGNED).
+ * Blocks up to HAK_LARGE_RUN_MAX bytes (with alignments up to
+ * HAK_LARGE_RUN_ALIGN_MAX) are page runs of the page-run layer (pages.h): no
+ * header, found through their run area's page map.  Larger blocks get a
+ * mapping of their own, aligned to a chunk so that the registry entry of its
+ * first chunk identifies it, but only as long as the block rounded to pages:
+ * the 64-byte header sits at the start of the mapping and the block right
+ * after it (or at the first multiple of its alignment).  Alignments of a
+ * chunk or more put the block at a chunk boundary with the header just below
+ * it (HAK_CHUNK_LARGE_ALIGNED).
+ * When no new run area fits in the address space left, a block up to
+ * HAK_LARGE_RUN_MAX gets a mapping too.
  *
  * Freed mappings go to a cache (HAKMEM_LARGE_CACHE_MB) and are reused best
  * fit: a cached mapping at most four times the request is taken as it is (a
@@ -20,7 +23,6 @@
 #include "large.h"
 #include "options.h"
 #include "os.h"
-#include "pages.h"
 #include "purge.h"
 #include "stats.h"
 
@@ -214,8 +216,13 @@ static size_t pages_for(size_t size)
 void *large_alloc(size_t size, size_t align, bool *zeroed)
 {
     hak_purge_tick();
-    if (size <= HAK_LARGE_RUN_MAX && align <= HAK_LARGE_RUN_MAX)
-        return pages_alloc(pages_for(size), align, zeroed);
+    if (size <= HAK_LARGE_RUN_MAX && align <= HAK_LARGE_RUN_ALIGN_MAX) {
+        void *p = pages_alloc(pages_for(size), align, zeroed);
+        /* Where no new run area fits in the address space left (under
+         * `ulimit -v`), a mapping sized to the block may. */
+        if (p)
+            return p;
+    }
     return mapped_alloc(size, align, zeroed);
 }
 

@@ -7,13 +7,23 @@
 #define HAKMEM_LARGE_H
 
 #include "internal.h"
+#include "pages.h"
 #include "registry.h"
 
-/* Blocks (and alignments) up to this many bytes are page runs; larger ones
- * get a mapping of their own.  1 MiB: a run chunk still fits the largest run
+/* Blocks up to this many bytes are page runs; larger ones get a mapping of
+ * their own.  Half a run area (4 MiB): the area still fits the largest run
  * with room for others, and a block above it is big enough that its own
- * mapping and mremap on realloc cost little next to touching its pages. */
-#define HAK_LARGE_RUN_MAX ((size_t)1 << 20)
+ * mapping and mremap on realloc cost little next to touching its pages.
+ * (With runs only up to 1 MiB, an earlier design, freed 1..4 MiB mappings
+ * stayed cached whole, each reused as it was by any shorter block: the cache
+ * came to hold every mapping at the longest length, where runs share their
+ * free pages among blocks of every size; a run also grows in place.) */
+#define HAK_LARGE_RUN_MAX (HAK_RUN_AREA_SIZE / 2)
+/* Alignments up to this are placed in runs: an area holds three runs aligned
+ * to 2 MiB (a mapping of their own would take 4 MiB of address space each),
+ * but only one aligned to 4 MiB (8 MiB of address space, where a mapping
+ * takes 6). */
+#define HAK_LARGE_RUN_ALIGN_MAX HAK_CHUNK_SIZE
 
 HAK_HIDDEN void large_init(void);
 /* A block of `size` bytes aligned to `align` (a power of two).  *zeroed

@@ -38,26 +38,26 @@ void *hak_os_map(size_t size)
     return p;
 }
 
-/* Over-maps by one chunk, then trims the misaligned head and the tail.
+/* Over-maps by `align`, then trims the misaligned head and the tail.
  * `size` need only be a multiple of the page size. */
-void *hak_os_map_chunks(size_t size)
+void *hak_os_map_aligned(size_t size, size_t align)
 {
     /* Try the exact size first: the kernel often places it aligned already. */
     char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
-    if (((uintptr_t)p & HAK_CHUNK_MASK) == 0) {
+    if (((uintptr_t)p & (align - 1)) == 0) {
         hak_stats_count_mmap();
         return p;
     }
     munmap(p, size);
-    if (size > SIZE_MAX - HAK_CHUNK_SIZE)
+    if (size > SIZE_MAX - align)
         return NULL;
-    size_t over = size + HAK_CHUNK_SIZE;
+    size_t over = size + align;
     p = mmap(NULL, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
-    char *aligned = (char *)hak_align_up((uintptr_t)p, HAK_CHUNK_SIZE);
+    char *aligned = (char *)hak_align_up((uintptr_t)p, align);
     size_t head = (size_t)(aligned - p);
     if (head)
         munmap(p, head);
@@ -66,6 +66,11 @@ void *hak_os_map_chunks(size_t size)
         munmap(aligned + size, tail);
     hak_stats_count_mmap();
     return aligned;
+}
+
+void *hak_os_map_chunks(size_t size)
+{
+    return hak_os_map_aligned(size, HAK_CHUNK_SIZE);
 }
 
 void hak_os_unmap(void *p, size_t size)

@@ -7,8 +7,11 @@
 
 #include "internal.h"
 
-/* Maps `size` bytes (a multiple of HAK_PAGE_SIZE) aligned to HAK_CHUNK_SIZE,
- * read-write, zero-filled.  Returns NULL on failure. */
+/* Maps `size` bytes (a multiple of HAK_PAGE_SIZE) aligned to `align` (a power
+ * of two, a multiple of HAK_CHUNK_SIZE), read-write, zero-filled.  Returns
+ * NULL on failure. */
+HAK_HIDDEN void *hak_os_map_aligned(size_t size, size_t align);
+/* hak_os_map_aligned(size, HAK_CHUNK_SIZE). */
 HAK_HIDDEN void *hak_os_map_chunks(size_t size);
 /* Maps `size` bytes with no alignment promise (internal metadata). */
 HAK_HIDDEN void *hak_os_map(size_t size);

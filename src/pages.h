@@ -1,32 +1,41 @@
 /*
- * pages.h - the page-run layer: runs of 4 KiB pages carved from shared 2 MiB
- * chunks (registry kind HAK_CHUNK_RUNS).
+ * pages.h - the page-run layer: runs of 4 KiB pages carved from shared run
+ * areas of HAK_RUN_AREA_SIZE bytes, aligned to their size (each of their 2 MiB
+ * chunks has registry kind HAK_CHUNK_RUNS).
  *
- * A run chunk keeps its metadata in its first HAK_RUN_HEADER_PAGES pages: a
+ * A run area keeps its metadata in its first HAK_RUN_HEADER_PAGES pages: a
  * page map with, for the first and the last page of every run, the run's
  * descriptor.  free() finds a block's run in O(1) (mask, shift, one load) and
  * validates it against the descriptor, so nothing in the user's memory is
  * trusted.  Free runs are coalesced with their free neighbours and kept in
  * one list per length in pages (exact best fit through a bitmap).  Free runs
- * are purged (madvise) only after HAKMEM_PURGE_DELAY_MS (purge.h); a chunk
- * that is entirely free when its purge falls due is unmapped.  Run chunks are
+ * are purged (madvise) only after HAKMEM_PURGE_DELAY_MS (purge.h); an area
+ * that is entirely free when its purge falls due is unmapped.  Run areas are
  * MADV_NOHUGEPAGE: their pages may stay partly untouched.
+ *
+ * Why 8 MiB: the large tier puts blocks up to half an area in runs
+ * (large.h), so that 64 KiB .. 4 MiB blocks share one best-fit space whose
+ * free pages any later block can reuse.  In a model of the layer replaying
+ * bench_large with plain best fit, 32 MiB areas kept about 1 MiB less
+ * resident at the peak (of 30), but each costs a 64 KiB page map and 32 MiB
+ * of address space from a program's first large block on.
  */
 #ifndef HAKMEM_PAGES_H
 #define HAKMEM_PAGES_H
 
 #include "internal.h"
 
-#define HAK_CHUNK_PAGES (HAK_CHUNK_SIZE / HAK_PAGE_SIZE)
-/* Pages at the start of a run chunk holding its header and page map. */
-#define HAK_RUN_HEADER_PAGES 1
-/* The longest run a chunk can hold. */
-#define HAK_RUN_MAX_PAGES (HAK_CHUNK_PAGES - HAK_RUN_HEADER_PAGES)
+#define HAK_RUN_AREA_SIZE ((size_t)8 << 20)
+#define HAK_RUN_AREA_PAGES (HAK_RUN_AREA_SIZE / HAK_PAGE_SIZE)
+/* Pages at the start of a run area holding its page map. */
+#define HAK_RUN_HEADER_PAGES (HAK_RUN_AREA_PAGES * sizeof(void *) / HAK_PAGE_SIZE)
+/* The longest run an area can hold. */
+#define HAK_RUN_MAX_PAGES (HAK_RUN_AREA_PAGES - HAK_RUN_HEADER_PAGES)
 
-/* A run of `npages` pages whose start is aligned to `align` (a power of two,
- * at most HAK_CHUNK_SIZE / 2, and npages + align / HAK_PAGE_SIZE at most
- * HAK_RUN_MAX_PAGES).  *zeroed tells whether every page is known to read
- * zero.  NULL if out of memory. */
+/* A run of `npages` pages whose start is aligned to `align` (a power of two).
+ * Both at most half an area (the area's second half is then always a place
+ * for it).  *zeroed tells whether every page is known to read zero.  NULL if
+ * out of memory. */
 HAK_HIDDEN void *pages_alloc(size_t npages, size_t align, bool *zeroed);
 /* Frees the run starting at p; aborts naming `func` if p is not the start of
  * a live run ("invalid pointer" or "double free"). */

@@ -1,18 +1,21 @@
 /*
  * test_pages.c - the large tier and its page-run layer:
  *
- *  - placement: large blocks up to 1 MiB and aligned requests sit in runs
+ *  - placement: large blocks up to 4 MiB and aligned requests sit in runs
  *    (usable size rounded to pages, not to chunks); larger blocks in a
  *    mapping rounded to pages;
  *  - coalescing: blocks freed in any order leave room for a block as large
  *    as all of them, with no new mapping;
- *  - realloc: runs shrink in place and grow into the free pages after them,
- *    mappings are remapped; contents kept either way;
+ *  - realloc: runs shrink in place and grow into the free pages after them
+ *    (a buffer doubled up to 4 MiB moves at most once), mappings are
+ *    remapped; contents kept either way;
+ *  - blocks of all sizes up to 4 MiB share free pages: a freed 4 MiB block's
+ *    pages hold two shorter blocks with no new mapping;
  *  - calloc from reused (dirty) runs and mappings reads zero;
  *  - misuse: a second free of a run (also once coalesced) is a "double
- *    free", a pointer inside a run or into a run chunk's header an "invalid
+ *    free", a pointer inside a run or into a run area's header an "invalid
  *    pointer", each with one `hakmem:` line and abort;
- *  - malloc_trim(0) gives every free run chunk and cached mapping back;
+ *  - malloc_trim(0) gives every free run area and cached mapping back;
  *  - threads: 4 threads allocate, verify, realloc and free large blocks of
  *    random sizes, handing some to each other; forks while other threads
  *    allocate and free, each child using large blocks (tests/memory.sh runs
@@ -44,10 +47,11 @@
 #define KiB ((size_t)1024)
 #define MiB (1024 * KiB)
 #define PAGE (4 * KiB)
-#define CHUNK (2 * MiB)
-/* The documented large tier: above 52 KiB; runs up to 1 MiB. */
+/* The documented large tier: above 52 KiB; runs up to 4 MiB, in run areas of
+ * 8 MiB aligned to their size. */
 #define POOL_MAX (52 * KiB)
-#define RUN_MAX MiB
+#define RUN_MAX (4 * MiB)
+#define AREA (8 * MiB)
 
 static size_t large_mapped(void)
 {
@@ -84,7 +88,7 @@ START_TEST(placement)
     ck_assert_uint_lt(malloc_usable_size(p), 5 * MiB + 2 * PAGE);
     free(p);
     /* Aligned requests: inside runs, usable size about the request. */
-    static const size_t aligns[] = {8 * KiB, 64 * KiB, 256 * KiB, MiB};
+    static const size_t aligns[] = {8 * KiB, 64 * KiB, 256 * KiB, MiB, 2 * MiB};
     for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
         void *q = aligned_alloc(aligns[i], 64);
         ck_assert_ptr_nonnull(q);
@@ -122,9 +126,9 @@ START_TEST(coalescing)
             free(b[order[i]]);
         }
         /* The 16 freed runs, merged, hold a 1 MiB block: no new mapping. */
-        void *big = malloc(RUN_MAX);
+        void *big = malloc(N * 64 * KiB);
         ck_assert_ptr_nonnull(big);
-        fill(big, RUN_MAX, 0x5a);
+        fill(big, N * 64 * KiB, 0x5a);
         ck_assert_uint_le(large_mapped(), mapped);
         free(big);
     }
@@ -172,6 +176,50 @@ START_TEST(realloc_runs)
         ck_assert_ptr_eq(r, q);
     verify(r, 900 * KiB, 0x22);
     free(r);
+}
+END_TEST
+
+/* A buffer doubled from 64 KiB to the run threshold grows in place: the
+ * free pages after it hold it (at most one move, should something sit right
+ * after it). */
+START_TEST(realloc_doubling)
+{
+    unsigned char *p = malloc(64 * KiB);
+    ck_assert_ptr_nonnull(p);
+    fill(p, 64 * KiB, 0x33);
+    unsigned moves = 0;
+    for (size_t n = 128 * KiB; n <= RUN_MAX; n *= 2) {
+        unsigned char *q = realloc(p, n);
+        ck_assert_ptr_nonnull(q);
+        moves += q != p;
+        verify(q, n / 2, 0x33);
+        fill(q, n, 0x33);
+        p = q;
+    }
+    if (in_place())
+        ck_assert_uint_le(moves, 1);
+    free(p);
+}
+END_TEST
+
+/* Blocks of every size up to the threshold share the free pages: the pages
+ * of a freed 4 MiB block hold a 2 MiB and a 1.5 MiB block, with no new
+ * mapping (a freed mapping could be reused by one block only). */
+START_TEST(runs_share_pages)
+{
+    unsigned char *p = malloc(RUN_MAX);
+    ck_assert_ptr_nonnull(p);
+    fill(p, RUN_MAX, 0x44);
+    size_t mapped = large_mapped();
+    free(p);
+    unsigned char *a = malloc(2 * MiB), *b = malloc(3 * MiB / 2);
+    ck_assert(a && b);
+    fill(a, 2 * MiB, 0x55);
+    fill(b, 3 * MiB / 2, 0x66);
+    ck_assert_uint_le(large_mapped(), mapped);
+    verify(a, 2 * MiB, 0x55);
+    free(a);
+    free(b);
 }
 END_TEST
 
@@ -256,12 +304,12 @@ START_TEST(misuse)
     free(c);
     expect_abort(free_it, b, "double free");
     expect_abort(free_it, a, "double free");
-    /* inside a live run, and a chunk header */
+    /* inside a live run, and an area's header */
     void *p = malloc(200 * KiB);
     ck_assert_ptr_nonnull(p);
     expect_abort(free_it, (char *)p + PAGE, "invalid pointer");
     expect_abort(free_it, (char *)p + 16, "invalid pointer");
-    expect_abort(free_it, (void *)((uintptr_t)p & ~(uintptr_t)(CHUNK - 1)), "invalid pointer");
+    expect_abort(free_it, (void *)((uintptr_t)p & ~(uintptr_t)(AREA - 1)), "invalid pointer");
     free(p);
 }
 END_TEST
@@ -408,6 +456,8 @@ int main(void)
     tcase_add_test(tc, placement);
     tcase_add_test(tc, coalescing);
     tcase_add_test(tc, realloc_runs);
+    tcase_add_test(tc, realloc_doubling);
+    tcase_add_test(tc, runs_share_pages);
     tcase_add_test(tc, calloc_reused);
     tcase_add_test(tc, trim_gives_back);
     tcase_add_test(tc, misuse);
