@@ -83,9 +83,14 @@ static struct pool_chunk *chunk_new(void)
     atomic_store(&c->free_units, ALL_UNITS_FREE);
     hak_registry_set(c, HAK_CHUNK_SIZE, HAK_CHUNK_POOL, HAK_CHUNK_POOL);
     hak_stats_mapped(HAK_TIER_POOL, (int64_t)HAK_CHUNK_SIZE);
+    return c;
+}
+
+/* Puts new chunk c on the chunk list (chunk lock held). */
+static void chunk_publish(struct pool_chunk *c)
+{
     c->next = atomic_load(&chunks);
     atomic_store_explicit(&chunks, c, memory_order_release);
-    return c;
 }
 
 /* Claims `units` free units (a power of two, aligned to itself) of chunk c
@@ -134,10 +139,20 @@ static struct pool_page *pages_get(unsigned units, struct pool_chunk **arena)
         for (c = atomic_load_explicit(&chunks, memory_order_acquire); c; c = c->next)
             if ((i = units_claim(c, units)) >= 0)
                 break;
-        if (!c && (c = chunk_new()) != NULL)
-            i = units_claim(c, units);
         hak_unlock(&chunk_lock);
-        if (!c || i < 0)
+        if (!c) {
+            /* Mapped without the chunk lock: a thread that a signal
+             * interrupts in mmap(), and whose handler forks, must not hold
+             * a lock that other threads wait for while holding a class lock
+             * the fork handlers need (a deadlock test_fork found). */
+            if (!(c = chunk_new()))
+                return NULL;
+            i = units_claim(c, units);
+            hak_lock(&chunk_lock);
+            chunk_publish(c);
+            hak_unlock(&chunk_lock);
+        }
+        if (i < 0)
             return NULL;
         if (arena)
             *arena = c;
