@@ -246,7 +246,7 @@ void pool_check_link(const void *b, void *next, unsigned cls)
     /* The registry first: next's chunk is read only once it is a pool chunk. */
     if (HAK_UNLIKELY(next && (next == b || hak_registry_kind(next) != HAK_CHUNK_POOL ||
                               !(pg = pool_page_lookup(next)) || pg->cls != cls ||
-                              !hak_block_marked_free(next))))
+                              (HAK_HARDENING && !hak_block_marked_free(next)))))
         hak_fatal("malloc(): corrupted free list (link to %p)", next);
 }
 
