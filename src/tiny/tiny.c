@@ -451,14 +451,20 @@ void tiny_cache_overflow(struct tiny_cache *c, unsigned cls)
         c->cap[cls] = (uint16_t)cap;
         return;
     }
-    /* Full: the whole list goes onto the transfer stack; if that is full,
-     * its oldest list goes back to the slabs first. */
+    /* Full: the whole list goes onto the transfer stack.  If that is full
+     * the list goes back to the slabs instead: a walk that reads every
+     * block, done while the blocks just freed are still in the CPU's caches
+     * (returning the oldest list instead missed on almost every block:
+     * cache_return was 22% of bench_fragmentation).  The stack's own lists
+     * go back once set aside for the purge delay (heap_age). */
     struct tiny_xfer *x = &c->heap->xfer[cls];
-    if (x->count == xfer_max[cls])
-        xfer_return_oldest(c, cls);
-    x->list[x->count] = c->head[cls];
-    x->since_ms[x->count] = hak_clock_ms();
-    x->n[x->count++] = (uint16_t)cache_count(c, cls);
+    if (x->count == xfer_max[cls]) {
+        cache_return(c, cls, c->head[cls], cache_count(c, cls));
+    } else {
+        x->list[x->count] = c->head[cls];
+        x->since_ms[x->count] = hak_clock_ms();
+        x->n[x->count++] = (uint16_t)cache_count(c, cls);
+    }
     c->head[cls] = NULL;
     tiny_cache_set_room(c, cls, c->cap[cls]);
     heap_check_epoch(c);
