@@ -871,16 +871,22 @@ END_TEST
 
 /* A corrupted link in the thread's cache, then only frees: enough of them
  * that the cache must give blocks back to its slabs, which follows the
- * links.  It must abort there (not crash, not write where the link points). */
+ * links.  It must abort there (not crash, not write where the link points).
+ * The first half of the frees fills the cache and its transfer stack, so
+ * that the list holding the corrupted block is one that goes back to the
+ * slabs when it overflows (a list that goes onto the stack is walked only
+ * later). */
 #define FLUSH_FREES 100000
 static void *g_flush[FLUSH_FREES];
 static void corrupt_then_flush(void)
 {
     for (int i = 0; i < FLUSH_FREES; i++)
         g_flush[i] = malloc(TINY_SIZE);
+    for (int i = 1; i < FLUSH_FREES / 2; i++)
+        free(g_flush[i]);
     free(g_flush[0]);
     *(uintptr_t *)g_flush[0] = g_plant;
-    for (int i = 1; i < FLUSH_FREES; i++)
+    for (int i = FLUSH_FREES / 2; i < FLUSH_FREES; i++)
         free(g_flush[i]);
     _exit(0);
 }

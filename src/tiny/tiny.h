@@ -51,9 +51,10 @@ struct tiny_slab_list {
 };
 
 /* Whole cache lists set aside when the cache overflowed, newest last: an
- * empty cache takes the newest back in one move; the oldest goes back to
- * the slabs (a walk) when the stack is full, or once it has been set aside
- * for the purge delay (so that its slabs can empty and be purged).  As
+ * empty cache takes the newest back in one move.  A list that finds the
+ * stack full goes back to the slabs (a walk) at once, while its blocks are
+ * still in the CPU's caches; lists on the stack go back once set aside for
+ * the purge delay (so that their slabs can empty and be purged).  As
  * tcmalloc's transfer batches, lists move whole, never block by block. */
 #define TINY_XFER_LISTS 16
 struct tiny_xfer {
