@@ -226,6 +226,22 @@ static void absorb(struct run *r, bool *dirty, uint64_t *since)
     }
 }
 
+/* The spare area: a wholly free area whose pages are purged (a clean run in
+ * bin[HAK_RUN_MAX_PAGES]), or NULL.  The delayed purge keeps one such area
+ * mapped instead of unmapping it, so that a program that frees its last
+ * large block and later allocates another does not map, register and fault
+ * in a new area each time, and a second free of a block freed there is still
+ * found to be a double free once its pages were purged; it costs address
+ * space and the touched part of the area's page map, no other memory.
+ * malloc_trim(0) unmaps it too. */
+static struct run *spare_area(void)
+{
+    for (struct run *r = bin[HAK_RUN_MAX_PAGES]; r; r = r->next)
+        if (!r->dirty)
+            return r;
+    return NULL;
+}
+
 /* Makes r (in no list) free, merged with its free neighbours; dirty since
  * `since` if it or a neighbour is. */
 static void run_settle(struct run *r, bool dirty, uint64_t since)
@@ -250,10 +266,11 @@ static void run_settle(struct run *r, bool dirty, uint64_t since)
             desc_kill(nx);
         }
     }
-    /* A wholly free area whose parts were purged is still mapped: its purge
-     * is the unmap, so it goes on the dirty list, due at once (its parts were
-     * free for the delay already). */
-    if (m->pages == HAK_RUN_MAX_PAGES && !dirty) {
+    /* A wholly free area whose parts were purged is still mapped: unless it
+     * is to be the spare (spare_area), its purge is the unmap, so it goes on
+     * the dirty list, due at once (its parts were free for the delay
+     * already). */
+    if (m->pages == HAK_RUN_MAX_PAGES && !dirty && spare_area()) {
         dirty = true;
         since = 0;
     }
@@ -472,7 +489,8 @@ bool pages_resize(void *p, size_t npages, const char *func)
 
 /* Due runs leave every list (RUN_PURGING: no one allocates them or merges
  * with them) while their pages are given back without the lock, then come
- * back clean.  A run that is its whole area gives the area back. */
+ * back clean.  A run that is its whole area gives the area back, unless it
+ * becomes the spare (spare_area). */
 static void purging_remove(struct run *r)
 {
     if (r->dprev)
@@ -483,33 +501,51 @@ static void purging_remove(struct run *r)
         r->dnext->dprev = r->dprev;
 }
 
+/* Moves free run r (in its bin) to the purge list `todo`. */
+static void purge_take(struct run *r, struct run **todo)
+{
+    dirty_remove(r);
+    bin_remove(r);
+    r->state = RUN_PURGING;
+    r->purger = hak_self_tag();
+    r->next = *todo;
+    *todo = r;
+    r->dprev = NULL;
+    r->dnext = purging;
+    if (purging)
+        purging->dprev = r;
+    purging = r;
+}
+
 size_t pages_purge(uint64_t now_ms, bool all)
 {
-    struct run *todo = NULL;
+    struct run *todo = NULL, *keep = NULL;
     size_t bytes = 0;
     hak_lock(&pages_lock);
     for (struct run *r = dirty_head, *next; r; r = next) {
         next = r->dnext;
         if (!all && !hak_purge_due(r->free_ms, now_ms))
             continue;
-        dirty_remove(r);
-        bin_remove(r);
-        r->state = RUN_PURGING;
-        r->purger = hak_self_tag();
-        r->next = todo;
-        todo = r;
-        r->dprev = NULL;
-        r->dnext = purging;
-        if (purging)
-            purging->dprev = r;
-        purging = r;
+        /* The first wholly free area due, if there is no spare, becomes
+         * the spare: purged, not unmapped. */
+        if (!all && !keep && r->pages == HAK_RUN_MAX_PAGES && !spare_area())
+            keep = r;
+        purge_take(r, &todo);
         bytes += pages_bytes(r->pages);
+    }
+    if (all) {
+        /* The spare's pages are purged already: what goes is its page map. */
+        struct run *spare;
+        while ((spare = spare_area())) {
+            purge_take(spare, &todo);
+            bytes += pages_bytes(HAK_RUN_HEADER_PAGES);
+        }
     }
     hak_unlock(&pages_lock);
     if (!todo)
         return 0;
     for (struct run *r = todo; r; r = r->next) {
-        if (r->pages == HAK_RUN_MAX_PAGES)
+        if (r->pages == HAK_RUN_MAX_PAGES && r != keep)
             area_unmap(r->area);
         else
             hak_os_purge(run_start(r), pages_bytes(r->pages));
@@ -518,7 +554,7 @@ size_t pages_purge(uint64_t now_ms, bool all)
     for (struct run *r = todo, *next; r; r = next) {
         next = r->next;
         purging_remove(r);
-        if (r->pages == HAK_RUN_MAX_PAGES)
+        if (r->pages == HAK_RUN_MAX_PAGES && r != keep)
             desc_kill(r);
         else
             run_settle(r, false, 0);

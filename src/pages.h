@@ -10,7 +10,8 @@
  * trusted.  Free runs are coalesced with their free neighbours and kept in
  * one list per length in pages (exact best fit through a bitmap).  Free runs
  * are purged (madvise) only after HAKMEM_PURGE_DELAY_MS (purge.h); an area
- * that is entirely free when its purge falls due is unmapped.  Run areas are
+ * that is entirely free when its purge falls due is unmapped, except one, the
+ * spare, which stays mapped with its pages purged (pages.c).  Run areas are
  * MADV_NOHUGEPAGE: their pages may stay partly untouched.
  *
  * Why 8 MiB: the large tier puts blocks up to half an area in runs

@@ -15,6 +15,8 @@
  *  - misuse: a second free of a run (also once coalesced) is a "double
  *    free", a pointer inside a run or into a run area's header an "invalid
  *    pointer", each with one `hakmem:` line and abort;
+ *  - a wholly free run area whose purge falls due stays mapped, purged, as
+ *    the spare that the next large block comes from;
  *  - malloc_trim(0) gives every free run area and cached mapping back;
  *  - threads: 4 threads allocate, verify, realloc and free large blocks of
  *    random sizes, handing some to each other; forks while other threads
@@ -32,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -238,6 +241,49 @@ START_TEST(calloc_reused)
             free(p);
         }
     }
+}
+END_TEST
+
+/* The purge delay in force: HAKMEM_PURGE_DELAY_MS, else the default. */
+static unsigned purge_delay_ms(void)
+{
+    const char *v = getenv("HAKMEM_PURGE_DELAY_MS");
+    return v && *v ? (unsigned)strtoul(v, NULL, 10) : 1000u;
+}
+
+/* A wholly free run area whose purge falls due is purged but stays mapped
+ * (the spare): the next large block comes from it with no new mapping, and
+ * the pages it does not use are not resident.  malloc_trim(0) unmaps it. */
+START_TEST(spare_area)
+{
+    unsigned delay = purge_delay_ms();
+    if (delay > 5000)
+        return; /* set for another test; this one would wait too long */
+    unsigned char *p = malloc(MiB);
+    ck_assert_ptr_nonnull(p);
+    fill(p, MiB, 0x21);
+    free(p); /* the only large block: its area is wholly free */
+    struct hak_stats a, b;
+    hak_stats_get(&a);
+    /* Past the delay (twice it: the tick runs at most every quarter of it),
+     * so the next large allocation's purge tick finds the area due. */
+    usleep((useconds_t)(2 * delay + 100) * 1000u);
+    void *q = malloc(64 * KiB);
+    hak_stats_get(&b);
+    ck_assert_ptr_nonnull(q);
+    REQUIRE(b.mmap_calls == a.mmap_calls && b.munmap_calls == a.munmap_calls,
+            "mmap %llu -> %llu, munmap %llu -> %llu: the area was unmapped and another mapped",
+            (unsigned long long)a.mmap_calls, (unsigned long long)b.mmap_calls,
+            (unsigned long long)a.munmap_calls, (unsigned long long)b.munmap_calls);
+    /* p's area is still mapped (mincore fails with ENOMEM on an unmapped
+     * page) and its pages past q were purged. */
+    unsigned char vec = 1;
+    unsigned char *probe = (unsigned char *)((uintptr_t)(p + MiB / 2) & ~(uintptr_t)(PAGE - 1));
+    REQUIRE(mincore(probe, PAGE, &vec) == 0, "the spare area was unmapped");
+    REQUIRE((vec & 1) == 0, "a page of the spare area is still resident after its purge");
+    free(q);
+    malloc_trim(0);
+    ck_assert_uint_eq(large_mapped(), 0);
 }
 END_TEST
 
@@ -459,6 +505,7 @@ int main(void)
     tcase_add_test(tc, realloc_doubling);
     tcase_add_test(tc, runs_share_pages);
     tcase_add_test(tc, calloc_reused);
+    tcase_add_test(tc, spare_area);
     tcase_add_test(tc, trim_gives_back);
     tcase_add_test(tc, misuse);
     suite_add_tcase(s, tc);
