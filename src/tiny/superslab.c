@@ -43,6 +43,10 @@ static void list_remove(struct superslab *ss)
     ss->listed = false;
 }
 
+/* A new superslab, not yet listed.  Called without ss_lock: a thread
+ * interrupted in mmap by a signal whose handler forks must not hold a lock
+ * that threads holding the locks fork() takes first (the abandoned lists',
+ * the orphan lock) may wait for (as pool.c maps its chunks). */
 static struct superslab *superslab_new(void)
 {
     struct superslab *ss = hak_os_map_chunks(HAK_CHUNK_SIZE);
@@ -55,7 +59,6 @@ static struct superslab *superslab_new(void)
      * slabs are used: writing them would touch a page of every slab. */
     hak_registry_set(ss, HAK_CHUNK_SIZE, HAK_CHUNK_TINY, HAK_CHUNK_TINY);
     hak_stats_mapped(HAK_TIER_TINY, (int64_t)HAK_CHUNK_SIZE);
-    list_push(ss);
     return ss;
 }
 
@@ -95,11 +98,16 @@ struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner)
     hak_purge_tick();
     hak_lock(&ss_lock);
     struct superslab *ss = superslab_pick();
-    if (!ss)
-        ss = superslab_new();
     if (!ss) {
         hak_unlock(&ss_lock);
-        return NULL;
+        struct superslab *fresh = superslab_new();
+        if (!fresh)
+            return NULL;
+        hak_lock(&ss_lock);
+        /* Listed even if another thread listed one meanwhile: superslabs
+         * are never unmapped, and an unused one costs its header page. */
+        list_push(fresh);
+        ss = superslab_pick();
     }
     uint32_t pick = ss->free_mask & ss->dirty_mask;
     unsigned i = (unsigned)__builtin_ctz(pick ? pick : ss->free_mask);
