@@ -160,6 +160,7 @@ static char *new_mapping(size_t *map_size, bool *fresh)
         return NULL;
     hak_os_no_huge_pages(map, *map_size);
     hak_stats_mapped(HAK_TIER_LARGE, (int64_t)*map_size);
+    hak_purge_note_growth();
     return map;
 }
 
@@ -194,6 +195,7 @@ static void *mapped_alloc(size_t size, size_t align, bool *zeroed)
         return NULL;
     hak_os_no_huge_pages(map, map_size);
     hak_stats_mapped(HAK_TIER_LARGE, (int64_t)map_size);
+    hak_purge_note_growth();
     char *user = (char *)hak_align_up((uintptr_t)map + HAK_CHUNK_SIZE, align);
     struct large_header *h = (struct large_header *)(user - LARGE_HEADER);
     h->magic = LARGE_MAGIC;
@@ -295,9 +297,9 @@ void *large_realloc(void *p, enum hak_chunk_kind kind, size_t size)
     return map + off;
 }
 
-size_t large_purge(uint64_t now_ms, bool all)
+size_t large_purge(uint64_t now_ms, uint64_t age_ms, bool all)
 {
-    size_t bytes = pages_purge(now_ms, all);
+    size_t bytes = pages_purge(now_ms, age_ms, all);
     /* Due mappings leave the cache under the lock and are unmapped after. */
     struct {
         char *map;
@@ -306,7 +308,7 @@ size_t large_purge(uint64_t now_ms, bool all)
     unsigned n = 0;
     hak_lock(&cache_lock);
     for (unsigned i = cache_count; i-- > 0;) {
-        if (!all && !hak_purge_due(cache[i].free_ms, now_ms))
+        if (!all && !hak_purge_due(cache[i].free_ms, now_ms, age_ms))
             continue;
         due[n].map = cache[i].map;
         due[n].size = cache[i].size;

@@ -37,7 +37,7 @@ HAK_HIDDEN size_t large_usable_size(void *p, enum hak_chunk_kind kind, const cha
 HAK_HIDDEN void *large_realloc(void *p, enum hak_chunk_kind kind, size_t size);
 /* The large tier's purge hook (purge.h): purges free runs and unmaps cached
  * mappings that have stayed unused for the delay. */
-HAK_HIDDEN size_t large_purge(uint64_t now_ms, bool all);
+HAK_HIDDEN size_t large_purge(uint64_t now_ms, uint64_t age_ms, bool all);
 
 HAK_HIDDEN void large_fork_prepare(void);
 HAK_HIDDEN void large_fork_parent(void);

@@ -291,6 +291,7 @@ static bool area_new(void)
     hak_os_no_huge_pages(c, HAK_RUN_AREA_SIZE);
     hak_stats_mapped(HAK_TIER_LARGE, (int64_t)HAK_RUN_AREA_SIZE);
     hak_registry_set(c, HAK_RUN_AREA_SIZE, HAK_CHUNK_RUNS, HAK_CHUNK_RUNS);
+    hak_purge_note_growth();
     c->seq = ++area_seq;
     r->area = c;
     r->first = HAK_RUN_HEADER_PAGES;
@@ -517,14 +518,14 @@ static void purge_take(struct run *r, struct run **todo)
     purging = r;
 }
 
-size_t pages_purge(uint64_t now_ms, bool all)
+size_t pages_purge(uint64_t now_ms, uint64_t age_ms, bool all)
 {
     struct run *todo = NULL, *keep = NULL;
     size_t bytes = 0;
     hak_lock(&pages_lock);
     for (struct run *r = dirty_head, *next; r; r = next) {
         next = r->dnext;
-        if (!all && !hak_purge_due(r->free_ms, now_ms))
+        if (!all && !hak_purge_due(r->free_ms, now_ms, age_ms))
             continue;
         /* The first wholly free area due, if there is no spare, becomes
          * the spare: purged, not unmapped. */

@@ -48,7 +48,7 @@ HAK_HIDDEN size_t pages_usable_size(void *p, const char *func);
  * cannot grow in place (the run is unchanged). */
 HAK_HIDDEN bool pages_resize(void *p, size_t npages, const char *func);
 /* The purge hook of the layer (purge.h contract). */
-HAK_HIDDEN size_t pages_purge(uint64_t now_ms, bool all);
+HAK_HIDDEN size_t pages_purge(uint64_t now_ms, uint64_t age_ms, bool all);
 
 HAK_HIDDEN void pages_fork_prepare(void);
 HAK_HIDDEN void pages_fork_parent(void);

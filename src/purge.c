@@ -16,6 +16,8 @@
 #define HAK_PURGE_TICK_DIV 4
 
 static _Atomic uint64_t next_tick_ms;
+/* Set by hak_purge_note_growth, taken by the next tick. */
+static _Atomic bool grew;
 
 uint64_t hak_clock_ms(void)
 {
@@ -24,14 +26,30 @@ uint64_t hak_clock_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-bool hak_purge_due(uint64_t since_ms, uint64_t now_ms)
+bool hak_purge_due(uint64_t since_ms, uint64_t now_ms, uint64_t age_ms)
 {
-    return now_ms - since_ms >= hak_opt.purge_delay_ms;
+    return now_ms - since_ms >= age_ms;
+}
+
+void hak_purge_note_growth(void)
+{
+    if (!atomic_load_explicit(&grew, memory_order_relaxed))
+        atomic_store_explicit(&grew, true, memory_order_relaxed);
+}
+
+static size_t purge_run(uint64_t now, uint64_t age, bool all)
+{
+    return large_purge(now, age, all) + pool_purge(now, age, all) + tiny_purge(now, age, all);
 }
 
 void hak_purge_tick(void)
 {
     uint64_t now = hak_clock_ms();
+    if (HAK_UNLIKELY(atomic_load_explicit(&grew, memory_order_relaxed)) &&
+        atomic_exchange_explicit(&grew, false, memory_order_relaxed)) {
+        purge_run(now, 0, false); /* purge.h: what is free now goes back */
+        return;
+    }
     uint64_t next = __atomic_load_n(&next_tick_ms, __ATOMIC_RELAXED);
     if (now < next)
         return;
@@ -40,13 +58,10 @@ void hak_purge_tick(void)
                                      now + hak_opt.purge_delay_ms / HAK_PURGE_TICK_DIV + 1, false,
                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         return;
-    large_purge(now, false);
-    pool_purge(now, false);
-    tiny_purge(now, false);
+    purge_run(now, hak_opt.purge_delay_ms, false);
 }
 
 size_t hak_purge_all(void)
 {
-    uint64_t now = hak_clock_ms();
-    return large_purge(now, true) + pool_purge(now, true) + tiny_purge(now, true);
+    return purge_run(hak_clock_ms(), 0, true);
 }

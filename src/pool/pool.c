@@ -83,6 +83,7 @@ static struct pool_chunk *chunk_new(void)
     atomic_store(&c->free_units, ALL_UNITS_FREE);
     hak_registry_set(c, HAK_CHUNK_SIZE, HAK_CHUNK_POOL, HAK_CHUNK_POOL);
     hak_stats_mapped(HAK_TIER_POOL, (int64_t)HAK_CHUNK_SIZE);
+    hak_purge_note_growth();
     return c;
 }
 
@@ -489,11 +490,11 @@ void pool_free(void *p, const char *func)
  * emptied (page_put stamps it), so memory left alone is purged within twice
  * the delay by the first slow-path call after that. */
 static size_t empty_page_purge(struct pool_page **list, struct pool_page *pg, uint64_t now_ms,
-                               bool all)
+                               uint64_t age_ms, bool all)
 {
     if (!pg->empty_since)
         pg->empty_since = now_ms;
-    if (!all && !hak_purge_due(pg->empty_since, now_ms))
+    if (!all && !hak_purge_due(pg->empty_since, now_ms, age_ms))
         return 0;
     list_remove(list, pg);
     size_t bytes = atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed);
@@ -505,7 +506,7 @@ static size_t empty_page_purge(struct pool_page **list, struct pool_page *pg, ui
  * after returning the transfer cache's lists to their pages when they have
  * been idle for the delay (or `all`).  A page is purged no sooner than the
  * delay after it emptied. */
-size_t pool_purge(uint64_t now_ms, bool all)
+size_t pool_purge(uint64_t now_ms, uint64_t age_ms, bool all)
 {
     size_t bytes = 0;
 #ifdef HAKMEM_POOL_TLS
@@ -517,7 +518,7 @@ size_t pool_purge(uint64_t now_ms, bool all)
         hak_lock(&cs->lock);
         if (cs->nxfer && !all && !cs->xfer_idle_since)
             cs->xfer_idle_since = now_ms;
-        if (all || (cs->nxfer && hak_purge_due(cs->xfer_idle_since, now_ms))) {
+        if (all || (cs->nxfer && hak_purge_due(cs->xfer_idle_since, now_ms, age_ms))) {
             while (cs->nxfer) {
                 struct pool_xfer *x = &cs->xfer[--cs->nxfer];
                 list_put_pages(cs, cls, x->head, x->n);
@@ -526,10 +527,10 @@ size_t pool_purge(uint64_t now_ms, bool all)
         }
         for (struct pool_page *pg = cs->empty, *next; pg; pg = next) {
             next = pg->next;
-            bytes += empty_page_purge(&cs->empty, pg, now_ms, all);
+            bytes += empty_page_purge(&cs->empty, pg, now_ms, age_ms, all);
         }
         if (cs->partial && !cs->partial->used)
-            bytes += empty_page_purge(&cs->partial, cs->partial, now_ms, all);
+            bytes += empty_page_purge(&cs->partial, cs->partial, now_ms, age_ms, all);
         hak_unlock(&cs->lock);
     }
     return bytes;

@@ -96,7 +96,7 @@ HAK_HIDDEN void *pool_alloc(unsigned cls);
 HAK_HIDDEN void pool_free(void *p, const char *func);
 HAK_HIDDEN size_t pool_usable_size(void *p, const char *func);
 /* The pool tier's purge hook (purge.h). */
-HAK_HIDDEN size_t pool_purge(uint64_t now_ms, bool all);
+HAK_HIDDEN size_t pool_purge(uint64_t now_ms, uint64_t age_ms, bool all);
 
 /* Shared layer, used by pool.c and pool_tls.c. */
 

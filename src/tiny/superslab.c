@@ -59,6 +59,7 @@ static struct superslab *superslab_new(void)
      * slabs are used: writing them would touch a page of every slab. */
     hak_registry_set(ss, HAK_CHUNK_SIZE, HAK_CHUNK_TINY, HAK_CHUNK_TINY);
     hak_stats_mapped(HAK_TIER_TINY, (int64_t)HAK_CHUNK_SIZE);
+    hak_purge_note_growth();
     return ss;
 }
 
@@ -162,7 +163,7 @@ void tiny_slab_release(struct tiny_slab *s)
     hak_unlock(&ss_lock);
 }
 
-size_t tiny_superslab_purge(uint64_t now_ms, bool all)
+size_t tiny_superslab_purge(uint64_t now_ms, uint64_t age_ms, bool all)
 {
     size_t bytes = 0;
     hak_lock(&ss_lock);
@@ -171,7 +172,7 @@ size_t tiny_superslab_purge(uint64_t now_ms, bool all)
         while (m) {
             unsigned i = (unsigned)__builtin_ctz(m);
             m &= m - 1;
-            if (all || hak_purge_due(ss->free_since_ms[i], now_ms)) {
+            if (all || hak_purge_due(ss->free_since_ms[i], now_ms, age_ms)) {
                 slab_purge(ss, i);
                 bytes += TINY_SLAB_SIZE;
             }

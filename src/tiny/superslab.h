@@ -164,7 +164,7 @@ HAK_HIDDEN struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *o
 HAK_HIDDEN void tiny_slab_release(struct tiny_slab *s);
 /* Purges free slabs free since at or before now_ms - delay (all of them
  * with `all`); returns bytes released. */
-HAK_HIDDEN size_t tiny_superslab_purge(uint64_t now_ms, bool all);
+HAK_HIDDEN size_t tiny_superslab_purge(uint64_t now_ms, uint64_t age_ms, bool all);
 
 /* fork() support: take / release / reinitialize the manager's lock. */
 HAK_HIDDEN void tiny_superslab_lock(void);

@@ -432,7 +432,7 @@ static void heap_age(struct tiny_cache *c, uint64_t now)
     h->next_age_ms = now + hak_opt.purge_delay_ms / 4u + 1;
     for (unsigned cls = 0; cls < TINY_NUM_CLASSES; cls++) {
         struct tiny_xfer *x = &h->xfer[cls];
-        while (x->count && hak_purge_due(x->since_ms[0], now))
+        while (x->count && hak_purge_due(x->since_ms[0], now, hak_opt.purge_delay_ms))
             xfer_return_oldest(c, cls);
     }
 }
@@ -699,7 +699,7 @@ static void heap_trim(struct tiny_cache *c)
     }
 }
 
-size_t tiny_purge(uint64_t now_ms, bool all)
+size_t tiny_purge(uint64_t now_ms, uint64_t age_ms, bool all)
 {
     if (all) {
         atomic_fetch_add_explicit(&trim_epoch, 1, memory_order_relaxed);
@@ -723,7 +723,7 @@ size_t tiny_purge(uint64_t now_ms, bool all)
             hak_unlock(&abandoned[cls].lock);
         }
     }
-    return tiny_superslab_purge(now_ms, all);
+    return tiny_superslab_purge(now_ms, age_ms, all);
 }
 
 void tiny_fork_prepare(void)

@@ -101,7 +101,7 @@ HAK_HIDDEN void tiny_thread_orphan(struct tiny_cache *c);
  * live thread does the same at its next refill or cache overflow (a trim
  * epoch it compares); empty abandoned slabs are released; then every free
  * slab is purged. */
-HAK_HIDDEN size_t tiny_purge(uint64_t now_ms, bool all);
+HAK_HIDDEN size_t tiny_purge(uint64_t now_ms, uint64_t age_ms, bool all);
 
 /*
  * Whether p, an address inside slab s, is the start of a block carved from
