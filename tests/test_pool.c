@@ -9,6 +9,9 @@
  *     purge delay, not purged at once), and malloc_trim(0) then does purge;
  *   - 64 MiB of pool blocks freed by this thread and another: after
  *     malloc_trim(0) the RSS is within 8 MiB of what it was before them;
+ *   - 32 MiB of pool blocks freed, then 32 MiB of large blocks allocated
+ *     (the footprint grows): the pool's free pages go back at once, long
+ *     before the purge delay;
  *   - with HAKMEM_PURGE_DELAY_MS=50, the pages of freed blocks are purged
  *     (madvise) without malloc_trim once the delay has passed, driven by
  *     the program's other pool traffic (a child process; it waits up to
@@ -224,6 +227,46 @@ static int purge_child(void)
     return atomic_load(&madvise_calls) > start ? 0 : 1;
 }
 
+/* Growth gives back what is free: 32 MiB of pool blocks freed, then 32 MiB
+ * of large blocks (new run areas: the footprint grows).  The pool's empty
+ * pages go back then, although the purge delay (an hour here) is far off;
+ * what stays is at most the thread's pool cache (8 MiB). */
+#define GROWTH_POOL_BLOCKS 4096
+#define GROWTH_POOL_SIZE 8192
+#define GROWTH_LARGE_BLOCKS 8
+#define GROWTH_LARGE_SIZE ((size_t)4 << 20)
+static void *g_growth[GROWTH_POOL_BLOCKS];
+START_TEST(growth_gives_back)
+{
+    size_t r0 = rss_bytes();
+    for (int i = 0; i < GROWTH_POOL_BLOCKS; i++) {
+        g_growth[i] = malloc(GROWTH_POOL_SIZE);
+        ck_assert_ptr_nonnull(g_growth[i]);
+        memset(g_growth[i], i, GROWTH_POOL_SIZE);
+    }
+    for (int i = 0; i < GROWTH_POOL_BLOCKS; i++)
+        free(g_growth[i]);
+    long m0 = atomic_load(&madvise_calls);
+    void *big[GROWTH_LARGE_BLOCKS];
+    for (int i = 0; i < GROWTH_LARGE_BLOCKS; i++) {
+        big[i] = malloc(GROWTH_LARGE_SIZE);
+        ck_assert_ptr_nonnull(big[i]);
+        memset(big[i], i, GROWTH_LARGE_SIZE);
+    }
+    free(malloc(100 * 1024)); /* one more slow path, whose tick purges */
+    size_t r1 = rss_bytes();
+    long m1 = atomic_load(&madvise_calls);
+    for (int i = 0; i < GROWTH_LARGE_BLOCKS; i++)
+        free(big[i]);
+    ck_assert_msg(m1 > m0, "no madvise call after the footprint grew");
+    size_t large = (size_t)GROWTH_LARGE_BLOCKS * GROWTH_LARGE_SIZE;
+    ck_assert_msg(r1 <= r0 + large + 16 * 1024 * 1024,
+                  "RSS %zu KiB before, %zu KiB after 32 MiB of pool blocks freed and "
+                  "32 MiB of large blocks allocated: the freed pool pages stayed",
+                  r0 >> 10, r1 >> 10);
+}
+END_TEST
+
 START_TEST(purge_after_delay)
 {
     fflush(stdout);
@@ -260,6 +303,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, holding_threads_rss);
     tcase_add_test(tc, churn_no_purge);
     tcase_add_test(tc, trim_returns_pool_memory);
+    tcase_add_test(tc, growth_gives_back);
     tcase_add_test(tc, purge_after_delay);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
