@@ -209,7 +209,17 @@ void *hak_impl_realloc(void *p, size_t size)
     if (size <= old)
         return p;
 #endif
-    void *q = hak_impl_malloc(size);
+    /* A pool block that grows gets a quarter more room than it had: pool
+     * classes are an eighth apart, and a buffer grown a few bytes at a time
+     * would otherwise move (and leave a freed block in a cache) at every
+     * class (bench_realloc 200: peak RSS 7,640 kB, 6,700 with this; 7,040
+     * with the four classes per power of two pool classes had before). */
+    size_t want = size;
+    if (kind == HAK_CHUNK_POOL && size > old && size <= HAK_POOL_MAX) {
+        size_t room = old + old / 4;
+        want = room > HAK_POOL_MAX ? HAK_POOL_MAX : (room > size ? room : size);
+    }
+    void *q = hak_impl_malloc(want);
     if (!q)
         return NULL;
     /* Copies the usable size, which may exceed what was asked for: memcheck

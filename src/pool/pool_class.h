@@ -2,16 +2,20 @@
  * pool_class.h - the pool tier's size classes (HAK_TINY_MAX+1 .. HAK_POOL_MAX)
  * and the page length of each.
  *
- * Four classes per power of two, every one a multiple of 256, capped by
- * HAK_POOL_MAX itself (which the last power of two's third class covers).  The powers of two (2048 ... 32768) are classes, so
- * memalign up to a page can be served from a 4 KiB aligned pool page.
+ * Four classes from 1 to 2 KiB, then eight per power of two (an eighth of
+ * it apart), every one a multiple of 256, capped by HAK_POOL_MAX itself
+ * (the fifth class above 32 KiB).  Eight: a request just above a class
+ * wastes at most an eighth, not a quarter (sqlite3's page buffers of 4,368
+ * bytes took 5,120-byte blocks).  The powers of two (2048 ... 32768) are
+ * classes, so memalign up to a page can be served from a 4 KiB aligned pool
+ * page.
  */
 #ifndef HAKMEM_POOL_CLASS_H
 #define HAKMEM_POOL_CLASS_H
 
 #include "internal.h"
 
-#define POOL_NUM_CLASSES 23
+#define POOL_NUM_CLASSES 41
 #define POOL_CLASS_GRAIN 256
 
 extern HAK_HIDDEN const uint32_t pool_class_size[POOL_NUM_CLASSES];
@@ -29,19 +33,30 @@ extern HAK_HIDDEN uint8_t pool_class_batch_max[POOL_NUM_CLASSES];
 
 HAK_HIDDEN void pool_size_class_init(void);
 
-/* log2 of the tier's lower bound; each power of two above it has
- * 1 << POOL_CLASS_SPLIT_SHIFT classes, evenly spaced. */
+/* log2 of the tier's lower bound, and of the first power of two from which
+ * on each has 1 << POOL_CLASS_SPLIT_SHIFT classes, evenly spaced (below it:
+ * one class per POOL_CLASS_GRAIN). */
 #define POOL_BASE_SHIFT 10
-#define POOL_CLASS_SPLIT_SHIFT 2
+#define POOL_SPLIT_FROM_SHIFT 11
+#define POOL_CLASS_SPLIT_SHIFT 3
 _Static_assert(HAK_TINY_MAX == 1 << POOL_BASE_SHIFT, "pool classes start above a power of two");
+_Static_assert(POOL_CLASS_GRAIN << POOL_CLASS_SPLIT_SHIFT == 1 << POOL_SPLIT_FROM_SHIFT,
+               "the first split power of two is split into grains");
 
-/* The class of n + 1 bytes, as an integer constant expression:
- * n >> (e - split), e = log2(n), is 1 << split plus the class within the
+/* The class of n + 1 bytes, as an integer constant expression.  Below the
+ * first split power of two, one class per grain; from it on, with
+ * e = log2(n), n >> (e - split) is 1 << split plus the class within the
  * power of two. */
 #define POOL_LOG2(n) (63 - __builtin_clzll(n))
+#define POOL_GRAIN_CLASSES                                                                    \
+    (((1u << POOL_SPLIT_FROM_SHIFT) - (1u << POOL_BASE_SHIFT)) / POOL_CLASS_GRAIN)
 #define POOL_CLASS_OF_N(n)                                                                    \
-    ((POOL_LOG2(n) << POOL_CLASS_SPLIT_SHIFT) + ((n) >> (POOL_LOG2(n) - POOL_CLASS_SPLIT_SHIFT)) - \
-     ((POOL_BASE_SHIFT + 1) << POOL_CLASS_SPLIT_SHIFT))
+    ((n) < (1u << POOL_SPLIT_FROM_SHIFT)                                                       \
+         ? (unsigned)(((n) - (1u << POOL_BASE_SHIFT)) / POOL_CLASS_GRAIN)                     \
+         : POOL_GRAIN_CLASSES +                                                                \
+               (unsigned)((POOL_LOG2(n) - POOL_SPLIT_FROM_SHIFT) << POOL_CLASS_SPLIT_SHIFT) +  \
+               (unsigned)(((n) >> (POOL_LOG2(n) - POOL_CLASS_SPLIT_SHIFT)) -                   \
+                          (1u << POOL_CLASS_SPLIT_SHIFT)))
 
 /* pool_class_of_grain[(size - 1) / POOL_CLASS_GRAIN] is the class of size:
  * a constant table (pool_class.c), which a thread may read while another
