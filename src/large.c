@@ -160,7 +160,7 @@ static char *new_mapping(size_t *map_size, bool *fresh)
         return NULL;
     hak_os_no_huge_pages(map, *map_size);
     hak_stats_mapped(HAK_TIER_LARGE, (int64_t)*map_size);
-    hak_purge_note_growth();
+    hak_purge_note_growth(HAK_TIER_LARGE);
     return map;
 }
 
@@ -195,7 +195,7 @@ static void *mapped_alloc(size_t size, size_t align, bool *zeroed)
         return NULL;
     hak_os_no_huge_pages(map, map_size);
     hak_stats_mapped(HAK_TIER_LARGE, (int64_t)map_size);
-    hak_purge_note_growth();
+    hak_purge_note_growth(HAK_TIER_LARGE);
     char *user = (char *)hak_align_up((uintptr_t)map + HAK_CHUNK_SIZE, align);
     struct large_header *h = (struct large_header *)(user - LARGE_HEADER);
     h->magic = LARGE_MAGIC;

@@ -291,7 +291,7 @@ static bool area_new(void)
     hak_os_no_huge_pages(c, HAK_RUN_AREA_SIZE);
     hak_stats_mapped(HAK_TIER_LARGE, (int64_t)HAK_RUN_AREA_SIZE);
     hak_registry_set(c, HAK_RUN_AREA_SIZE, HAK_CHUNK_RUNS, HAK_CHUNK_RUNS);
-    hak_purge_note_growth();
+    hak_purge_note_growth(HAK_TIER_LARGE);
     c->seq = ++area_seq;
     r->area = c;
     r->first = HAK_RUN_HEADER_PAGES;

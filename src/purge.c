@@ -16,8 +16,8 @@
 #define HAK_PURGE_TICK_DIV 4
 
 static _Atomic uint64_t next_tick_ms;
-/* Set by hak_purge_note_growth, taken by the next tick. */
-static _Atomic bool grew;
+/* Bit t set: tier t mapped new memory since the last tick took the bits. */
+static _Atomic unsigned grew;
 
 uint64_t hak_clock_ms(void)
 {
@@ -31,24 +31,38 @@ bool hak_purge_due(uint64_t since_ms, uint64_t now_ms, uint64_t age_ms)
     return now_ms - since_ms >= age_ms;
 }
 
-void hak_purge_note_growth(void)
+void hak_purge_note_growth(enum hak_tier tier)
 {
-    if (!atomic_load_explicit(&grew, memory_order_relaxed))
-        atomic_store_explicit(&grew, true, memory_order_relaxed);
+    unsigned bit = 1u << tier;
+    if (!(atomic_load_explicit(&grew, memory_order_relaxed) & bit))
+        atomic_fetch_or_explicit(&grew, bit, memory_order_relaxed);
 }
 
-static size_t purge_run(uint64_t now, uint64_t age, bool all)
+/* Runs the purge hooks of the tiers in `tiers` (bit per tier). */
+static size_t purge_run(uint64_t now, uint64_t age, bool all, unsigned tiers)
 {
-    return large_purge(now, age, all) + pool_purge(now, age, all) + tiny_purge(now, age, all);
+    size_t bytes = 0;
+    if (tiers & (1u << HAK_TIER_LARGE))
+        bytes += large_purge(now, age, all);
+    if (tiers & (1u << HAK_TIER_POOL))
+        bytes += pool_purge(now, age, all);
+    if (tiers & (1u << HAK_TIER_TINY))
+        bytes += tiny_purge(now, age, all);
+    return bytes;
 }
+
+#define ALL_TIERS ((1u << HAK_TIER_COUNT) - 1)
 
 void hak_purge_tick(void)
 {
     uint64_t now = hak_clock_ms();
-    if (HAK_UNLIKELY(atomic_load_explicit(&grew, memory_order_relaxed)) &&
-        atomic_exchange_explicit(&grew, false, memory_order_relaxed)) {
-        purge_run(now, 0, false); /* purge.h: what is free now goes back */
-        return;
+    if (HAK_UNLIKELY(atomic_load_explicit(&grew, memory_order_relaxed))) {
+        /* purge.h: what the other tiers hold free goes back now. */
+        unsigned g = atomic_exchange_explicit(&grew, 0, memory_order_relaxed);
+        if (g) {
+            purge_run(now, 0, false, ALL_TIERS & ~g);
+            return;
+        }
     }
     uint64_t next = __atomic_load_n(&next_tick_ms, __ATOMIC_RELAXED);
     if (now < next)
@@ -58,10 +72,10 @@ void hak_purge_tick(void)
                                      now + hak_opt.purge_delay_ms / HAK_PURGE_TICK_DIV + 1, false,
                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         return;
-    purge_run(now, hak_opt.purge_delay_ms, false);
+    purge_run(now, hak_opt.purge_delay_ms, false, ALL_TIERS);
 }
 
 size_t hak_purge_all(void)
 {
-    return purge_run(hak_clock_ms(), 0, true);
+    return purge_run(hak_clock_ms(), 0, true, ALL_TIERS);
 }

@@ -18,21 +18,23 @@
  *
  * The age is the delay, except right after the footprint grew: a tier that
  * maps new memory (a superslab, a pool chunk, a run area, a large mapping)
- * says so (hak_purge_note_growth), and the next tick purges what is free at
- * that moment, whatever its age (the threads' caches stay as they are).
- * Growth means that the free memory there is could not serve the request
- * (it is of another tier, class or size), so it goes back while the new
- * memory is being touched, instead of both being resident at the peak: a
- * Python run (tests/alloc_heavy.py) peaked at 277 MiB, 246 with this, as
- * with a delay of 1 ms; with an age of a hundredth of the delay (10 ms) it
- * still peaked at 275.  A program that frees and allocates again without
- * growing (bursts with pauses: bench/bench_bursts) keeps its pages for the
- * whole delay.
+ * says so (hak_purge_note_growth), and the next tick purges what the other
+ * tiers hold free at that moment, whatever its age (the threads' caches stay
+ * as they are).  That memory could not serve the tier that grew, so it goes
+ * back while the new memory is being touched, instead of both being resident
+ * at the peak: a Python run (tests/alloc_heavy.py) peaked at 277 MiB, 246
+ * with this, as with a delay of 1 ms; with an age of a hundredth of the
+ * delay (10 ms) it still peaked at 275.  The tier that grew keeps its own
+ * free memory for the delay: purging that too unmapped the large tier's
+ * cached mappings at every new one (bench_huge: 473 ops/s fell to 147).  A
+ * program that frees and allocates again without growing (bursts with
+ * pauses: bench/bench_bursts) keeps its pages for the whole delay.
  */
 #ifndef HAKMEM_PURGE_H
 #define HAKMEM_PURGE_H
 
 #include "internal.h"
+#include "hakmem.h"
 
 /* Milliseconds of a coarse monotonic clock (a vDSO read, no system call). */
 HAK_HIDDEN uint64_t hak_clock_ms(void);
@@ -41,7 +43,7 @@ HAK_HIDDEN uint64_t hak_clock_ms(void);
 HAK_HIDDEN bool hak_purge_due(uint64_t since_ms, uint64_t now_ms, uint64_t age_ms);
 
 /* Called by a tier right after it mapped new memory (no lock needed). */
-HAK_HIDDEN void hak_purge_note_growth(void);
+HAK_HIDDEN void hak_purge_note_growth(enum hak_tier tier);
 
 /* Called from the tiers' slow paths (refills, slab and page hand-out and
  * return, large allocations and frees).  Cheap when nothing is due: at most

@@ -83,7 +83,7 @@ static struct pool_chunk *chunk_new(void)
     atomic_store(&c->free_units, ALL_UNITS_FREE);
     hak_registry_set(c, HAK_CHUNK_SIZE, HAK_CHUNK_POOL, HAK_CHUNK_POOL);
     hak_stats_mapped(HAK_TIER_POOL, (int64_t)HAK_CHUNK_SIZE);
-    hak_purge_note_growth();
+    hak_purge_note_growth(HAK_TIER_POOL);
     return c;
 }
 

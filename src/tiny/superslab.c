@@ -59,7 +59,7 @@ static struct superslab *superslab_new(void)
      * slabs are used: writing them would touch a page of every slab. */
     hak_registry_set(ss, HAK_CHUNK_SIZE, HAK_CHUNK_TINY, HAK_CHUNK_TINY);
     hak_stats_mapped(HAK_TIER_TINY, (int64_t)HAK_CHUNK_SIZE);
-    hak_purge_note_growth();
+    hak_purge_note_growth(HAK_TIER_TINY);
     return ss;
 }
 
