@@ -11,6 +11,8 @@
 ##   make bench-compare            full comparison (< 15 min on 2 cores)
 ##   make bench-results            full comparison, written into the source tree
 ##                                 (bench/results/ and bench/README)
+##   make bench-real               python3, sort and sqlite3 under each allocator
+##                                 (bench/realprogs.sh: time and peak RSS)
 ##   BENCH_COMPARE_FLAGS='--runs 5 --no-callgrind'  extra options for compare.py
 
 BENCH_PROGS = \
@@ -49,7 +51,8 @@ bench_bench_prodcons_SOURCES = bench/bench_prodcons.c bench/bench_common.h
 bench_bench_prodcons_LDADD = $(PTHREAD_LIBS)
 bench_bench_bursts_SOURCES = bench/bench_bursts.c bench/bench_common.h
 
-EXTRA_DIST += bench/README bench/compare.py bench/compare.sh bench/scaling.sh
+EXTRA_DIST += bench/README bench/compare.py bench/compare.sh bench/scaling.sh \
+	bench/realprogs.sh
 
 BENCH_COMPARE_FLAGS =
 BENCH_COMPARE = BENCH_COMPARE_FLAGS='$(BENCH_COMPARE_FLAGS)' nice -n 10 \
@@ -72,4 +75,8 @@ bench-results: bench libhakmem.la
 	  --out-dir $(srcdir)/bench/results \
 	  --update-readme $(srcdir)/bench/README $(BENCH_COMPARE_FLAGS)
 
-.PHONY: bench bench-quick bench-compare bench-results
+bench-real: libhakmem.la
+	$(SHELL) $(srcdir)/bench/realprogs.sh $(abs_top_srcdir) \
+	  $(abs_top_builddir)/.libs/libhakmem.so.0
+
+.PHONY: bench bench-quick bench-compare bench-results bench-real
