@@ -18,7 +18,8 @@
  * shrink would free pages only to fault them in again soon), a longer
  * one is shrunk and a shorter one grown with mremap (the pages already there
  * move without a copy).  Cached mappings are unmapped once they have stayed
- * unused for the purge delay (purge.h).
+ * unused for the purge delay (purge.h), but for one, the spare, which is
+ * purged and kept (large_purge).
  */
 #include "large.h"
 #include "options.h"
@@ -51,6 +52,7 @@ static struct {
     char *map;
     size_t size;
     uint64_t free_ms;
+    bool purged; /* the spare: its pages past the header were purged */
 } cache[LARGE_CACHE_SLOTS];
 static unsigned cache_count;
 static size_t cache_bytes;
@@ -131,8 +133,9 @@ static char *cache_take(size_t *size)
     return map;
 }
 
-/* Keeps a freed mapping for reuse; false if the cache is full. */
-static bool cache_put(char *map, size_t size, uint64_t now)
+/* Keeps a freed mapping for reuse (`purged`: as the spare); false if the
+ * cache is full. */
+static bool cache_put(char *map, size_t size, uint64_t now, bool purged)
 {
     bool kept = false;
     hak_lock(&cache_lock);
@@ -140,6 +143,7 @@ static bool cache_put(char *map, size_t size, uint64_t now)
         cache[cache_count].map = map;
         cache[cache_count].size = size;
         cache[cache_count].free_ms = now;
+        cache[cache_count].purged = purged;
         cache_count++;
         cache_bytes += size;
         kept = true;
@@ -254,7 +258,7 @@ void large_free(void *p, enum hak_chunk_kind kind, const char *func)
         char *map = h->map;
         size_t map_size = h->map_size;
         h->magic = LARGE_FREED; /* a second free of p fails the magic check */
-        if (kind != HAK_CHUNK_LARGE || !cache_put(map, map_size, hak_clock_ms()))
+        if (kind != HAK_CHUNK_LARGE || !cache_put(map, map_size, hak_clock_ms(), false))
             unmap_block(map, map_size);
     }
     hak_purge_tick();
@@ -297,19 +301,38 @@ void *large_realloc(void *p, enum hak_chunk_kind kind, size_t size)
     return map + off;
 }
 
+/* Whether the cache holds the spare (cache_lock held). */
+static bool cache_has_spare(void)
+{
+    for (unsigned i = 0; i < cache_count; i++)
+        if (cache[i].purged)
+            return true;
+    return false;
+}
+
+/*
+ * Due mappings leave the cache under the lock and are unmapped after, except
+ * one, if the cache holds none yet: the spare, purged but for its header
+ * page and put back, as the page-run layer keeps a spare area (pages.c): a
+ * program that allocates one big block after every pause maps nothing new,
+ * and a second free of a block there is still a double free.
+ * malloc_trim(0) unmaps it too.
+ */
 size_t large_purge(uint64_t now_ms, uint64_t age_ms, bool all)
 {
     size_t bytes = pages_purge(now_ms, age_ms, all);
-    /* Due mappings leave the cache under the lock and are unmapped after. */
     struct {
         char *map;
         size_t size;
     } due[LARGE_CACHE_SLOTS];
     unsigned n = 0;
+    bool keep = false; /* due[0] becomes the spare */
     hak_lock(&cache_lock);
     for (unsigned i = cache_count; i-- > 0;) {
-        if (!all && !hak_purge_due(cache[i].free_ms, now_ms, age_ms))
+        if (!all && (cache[i].purged || !hak_purge_due(cache[i].free_ms, now_ms, age_ms)))
             continue;
+        if (!all && n == 0 && !cache_has_spare())
+            keep = true;
         due[n].map = cache[i].map;
         due[n].size = cache[i].size;
         n++;
@@ -317,9 +340,15 @@ size_t large_purge(uint64_t now_ms, uint64_t age_ms, bool all)
         cache[i] = cache[--cache_count];
     }
     hak_unlock(&cache_lock);
-    for (unsigned i = 0; i < n; i++) {
+    for (unsigned i = keep ? 1 : 0; i < n; i++) {
         unmap_block(due[i].map, due[i].size);
         bytes += due[i].size;
+    }
+    if (keep) {
+        hak_os_purge(due[0].map + HAK_PAGE_SIZE, due[0].size - HAK_PAGE_SIZE);
+        bytes += due[0].size - HAK_PAGE_SIZE;
+        if (!cache_put(due[0].map, due[0].size, now_ms, true))
+            unmap_block(due[0].map, due[0].size);
     }
     return bytes;
 }

@@ -16,7 +16,8 @@
  *    free", a pointer inside a run or into a run area's header an "invalid
  *    pointer", each with one `hakmem:` line and abort;
  *  - a wholly free run area whose purge falls due stays mapped, purged, as
- *    the spare that the next large block comes from;
+ *    the spare that the next large block comes from; so does one cached
+ *    mapping of a block above 4 MiB;
  *  - malloc_trim(0) gives every free run area and cached mapping back;
  *  - threads: 4 threads allocate, verify, realloc and free large blocks of
  *    random sizes, handing some to each other; forks while other threads
@@ -253,26 +254,29 @@ static unsigned purge_delay_ms(void)
 
 /* A wholly free run area whose purge falls due is purged but stays mapped
  * (the spare): the next large block comes from it with no new mapping, and
- * the pages it does not use are not resident.  malloc_trim(0) unmaps it. */
+ * the pages it does not use are not resident.  So does one cached mapping
+ * of a block above 4 MiB.  malloc_trim(0) unmaps both. */
 START_TEST(spare_area)
 {
     unsigned delay = purge_delay_ms();
     if (delay > 5000)
         return; /* set for another test; this one would wait too long */
-    unsigned char *p = malloc(MiB);
-    ck_assert_ptr_nonnull(p);
+    unsigned char *p = malloc(MiB), *m = malloc(2 * RUN_MAX);
+    ck_assert(p && m);
     fill(p, MiB, 0x21);
-    free(p); /* the only large block: its area is wholly free */
+    fill(m, 2 * RUN_MAX, 0x22);
+    free(p); /* the only run: its area is wholly free */
+    free(m); /* the only mapping, cached */
     struct hak_stats a, b;
     hak_stats_get(&a);
     /* Past the delay (twice it: the tick runs at most every quarter of it),
      * so the next large allocation's purge tick finds the area due. */
     usleep((useconds_t)(2 * delay + 100) * 1000u);
-    void *q = malloc(64 * KiB);
+    void *q = malloc(64 * KiB), *r = malloc(2 * RUN_MAX);
     hak_stats_get(&b);
-    ck_assert_ptr_nonnull(q);
+    ck_assert(q && r);
     REQUIRE(b.mmap_calls == a.mmap_calls && b.munmap_calls == a.munmap_calls,
-            "mmap %llu -> %llu, munmap %llu -> %llu: the area was unmapped and another mapped",
+            "mmap %llu -> %llu, munmap %llu -> %llu: an area or a mapping was unmapped and another mapped",
             (unsigned long long)a.mmap_calls, (unsigned long long)b.mmap_calls,
             (unsigned long long)a.munmap_calls, (unsigned long long)b.munmap_calls);
     /* p's area is still mapped (mincore fails with ENOMEM on an unmapped
@@ -282,6 +286,7 @@ START_TEST(spare_area)
     REQUIRE(mincore(probe, PAGE, &vec) == 0, "the spare area was unmapped");
     REQUIRE((vec & 1) == 0, "a page of the spare area is still resident after its purge");
     free(q);
+    free(r);
     malloc_trim(0);
     ck_assert_uint_eq(large_mapped(), 0);
 }
