@@ -52,15 +52,17 @@ static size_t purge_run(uint64_t now, uint64_t age, bool all, unsigned tiers)
 }
 
 #define ALL_TIERS ((1u << HAK_TIER_COUNT) - 1)
+/* The tiers whose free memory growth purges (purge.h). */
+#define GROWTH_PURGED_TIERS ((1u << HAK_TIER_TINY) | (1u << HAK_TIER_POOL))
 
 void hak_purge_tick(void)
 {
     uint64_t now = hak_clock_ms();
     if (HAK_UNLIKELY(atomic_load_explicit(&grew, memory_order_relaxed))) {
-        /* purge.h: what the other tiers hold free goes back now. */
+        /* purge.h: what the other small-block tiers hold free goes back. */
         unsigned g = atomic_exchange_explicit(&grew, 0, memory_order_relaxed);
         if (g) {
-            purge_run(now, 0, false, ALL_TIERS & ~g);
+            purge_run(now, 0, false, GROWTH_PURGED_TIERS & ~g);
             return;
         }
     }

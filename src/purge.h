@@ -19,16 +19,21 @@
  * The age is the delay, except right after the footprint grew: a tier that
  * maps new memory (a superslab, a pool chunk, a run area, a large mapping)
  * says so (hak_purge_note_growth), and the next tick purges what the other
- * tiers hold free at that moment, whatever its age (the threads' caches stay
- * as they are).  That memory could not serve the tier that grew, so it goes
- * back while the new memory is being touched, instead of both being resident
- * at the peak: a Python run (tests/alloc_heavy.py) peaked at 277 MiB, 246
- * with this, as with a delay of 1 ms; with an age of a hundredth of the
- * delay (10 ms) it still peaked at 275.  The tier that grew keeps its own
- * free memory for the delay: purging that too unmapped the large tier's
- * cached mappings at every new one (bench_huge: 473 ops/s fell to 147).  A
- * program that frees and allocates again without growing (bursts with
- * pauses: bench/bench_bursts) keeps its pages for the whole delay.
+ * small-block tiers (tiny, pool) hold free at that moment, whatever its age
+ * (the threads' caches stay as they are).  That memory could not serve the
+ * tier that grew, so it goes back while the new memory is being touched,
+ * instead of both being resident at the peak: a Python run
+ * (tests/alloc_heavy.py) peaked at 277 MiB, 249 with this, about as with a
+ * delay of 1 ms; with an age of a hundredth of the delay (10 ms), or at most
+ * one such purge per sixteenth of the delay, it still peaked at 275.
+ * Exempt: the tier that grew (purging its own free memory too unmapped the
+ * large tier's cached mappings at every new one: bench_huge fell from 473
+ * ops/s to 147), and the large tier's runs and mappings, which programs
+ * churn as buffers (a loop allocating 32 blocks of 100 KB and freeing them
+ * while its small blocks grow made 2.4 times the page faults when they were
+ * purged at every superslab).  A program that frees and allocates again
+ * without growing (bursts with pauses: bench/bench_bursts) keeps its pages
+ * for the whole delay.
  */
 #ifndef HAKMEM_PURGE_H
 #define HAKMEM_PURGE_H
