@@ -52,7 +52,7 @@ bench_bench_prodcons_LDADD = $(PTHREAD_LIBS)
 bench_bench_bursts_SOURCES = bench/bench_bursts.c bench/bench_common.h
 
 EXTRA_DIST += bench/README bench/compare.py bench/compare.sh bench/scaling.sh \
-	bench/realprogs.sh
+	bench/realprogs.sh bench/allocators.sh
 
 BENCH_COMPARE_FLAGS =
 BENCH_COMPARE = BENCH_COMPARE_FLAGS='$(BENCH_COMPARE_FLAGS)' nice -n 10 \

@@ -15,13 +15,9 @@
 set -u
 src=$1 hakmem=$2
 shift 2
-names=(glibc hakmem) libs=("" "$hakmem")
-for extra in "$@"; do names+=("${extra%%=*}"); libs+=("${extra#*=}"); done
-for cand in mimalloc:libmimalloc.so.2 jemalloc:libjemalloc.so.2 tcmalloc:libtcmalloc_minimal.so.4; do
-    for d in /usr/lib/x86_64-linux-gnu /usr/local/lib /usr/lib64 /usr/lib; do
-        if [ -e "$d/${cand#*:}" ]; then names+=("${cand%%:*}"); libs+=("$d/${cand#*:}"); break; fi
-    done
-done
+# shellcheck source=bench/allocators.sh
+. "$(dirname "$0")/allocators.sh"
+bench_allocators "$hakmem" "$@"
 for tool in python3 sort sqlite3 /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "realprogs.sh: $tool not found" >&2; exit 1; }
 done

@@ -13,13 +13,9 @@
 set -u
 bench=$1 hakmem=$2
 shift 2
-names=(glibc hakmem) libs=("" "$hakmem")
-for extra in "$@"; do names+=("${extra%%=*}"); libs+=("${extra#*=}"); done
-for cand in mimalloc:libmimalloc.so.2 jemalloc:libjemalloc.so.2 tcmalloc:libtcmalloc_minimal.so.4; do
-    for d in /usr/lib/x86_64-linux-gnu /usr/local/lib /usr/lib64 /usr/lib; do
-        if [ -e "$d/${cand#*:}" ]; then names+=("${cand%%:*}"); libs+=("$d/${cand#*:}"); break; fi
-    done
-done
+# shellcheck source=bench/allocators.sh
+. "$(dirname "$0")/allocators.sh"
+bench_allocators "$hakmem" "$@"
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
 for t in ${THREADS:-1 2 4 8 16}; do
