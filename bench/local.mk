@@ -27,7 +27,8 @@ BENCH_PROGS = \
 	bench/bench_fastpath \
 	bench/bench_huge \
 	bench/bench_prodcons \
-	bench/bench_bursts
+	bench/bench_bursts \
+	bench/bench_grow_churn
 
 EXTRA_PROGRAMS += $(BENCH_PROGS)
 CLEANFILES += $(BENCH_PROGS) \
@@ -50,6 +51,7 @@ bench_bench_huge_SOURCES = bench/bench_huge.c bench/bench_common.h
 bench_bench_prodcons_SOURCES = bench/bench_prodcons.c bench/bench_common.h
 bench_bench_prodcons_LDADD = $(PTHREAD_LIBS)
 bench_bench_bursts_SOURCES = bench/bench_bursts.c bench/bench_common.h
+bench_bench_grow_churn_SOURCES = bench/bench_grow_churn.c bench/bench_common.h
 
 EXTRA_DIST += bench/README bench/compare.py bench/compare.sh bench/scaling.sh \
 	bench/realprogs.sh bench/allocators.sh
