@@ -73,6 +73,7 @@ static struct run *dirty_head, *dirty_tail;
  * back: the thread purging them does not exist there. */
 static struct run *purging;
 static struct run *desc_free;
+static size_t desc_free_count;
 static struct run *desc_slab, *desc_slab_end;
 static uint64_t area_seq;
 
@@ -86,19 +87,24 @@ static size_t pages_bytes(size_t n)
     return n * HAK_PAGE_SIZE;
 }
 
+/* Descriptors that desc_new can hand out (pages_lock held). */
+static size_t desc_available(void)
+{
+    return desc_free_count + (size_t)(desc_slab_end - desc_slab);
+}
+
+/* A descriptor, or NULL if none is available: desc_new never maps memory
+ * (the lock holders call lock_with_descs first). */
 static struct run *desc_new(void)
 {
     struct run *r = desc_free;
     if (r) {
         desc_free = r->next;
-    } else {
-        if (desc_slab == desc_slab_end) {
-            desc_slab = hak_os_map(DESC_SLAB_BYTES);
-            if (!desc_slab)
-                return NULL;
-            desc_slab_end = desc_slab + DESC_SLAB_BYTES / sizeof(struct run);
-        }
+        desc_free_count--;
+    } else if (desc_slab < desc_slab_end) {
         r = desc_slab++;
+    } else {
+        return NULL;
     }
     *r = (struct run){0};
     return r;
@@ -111,6 +117,38 @@ static void desc_kill(struct run *r)
     r->dirty = false;
     r->next = desc_free;
     desc_free = r;
+    desc_free_count++;
+}
+
+/* Takes pages_lock with at least `k` descriptors available; false (and the
+ * lock not held) if out of memory.  Descriptor slabs are mapped without the
+ * lock: a thread interrupted in mmap by a signal whose handler forks must
+ * not hold a lock that a thread holding a lock fork() takes first (the tiny
+ * tier's orphan lock, held across a purge tick) may wait for. */
+static bool lock_with_descs(size_t k)
+{
+    hak_lock(&pages_lock);
+    while (desc_available() < k) {
+        hak_unlock(&pages_lock);
+        struct run *slab = hak_os_map(DESC_SLAB_BYTES);
+        if (!slab)
+            return false;
+        struct run *end = slab + DESC_SLAB_BYTES / sizeof(struct run);
+        hak_lock(&pages_lock);
+        if (desc_slab == desc_slab_end) {
+            desc_slab = slab;
+            desc_slab_end = end;
+        } else {
+            /* Another thread installed one meanwhile: this one's
+             * descriptors join the free list. */
+            for (struct run *r = slab; r < end; r++) {
+                r->next = desc_free;
+                desc_free = r;
+                desc_free_count++;
+            }
+        }
+    }
+    return true;
 }
 
 static void map_set(struct run *r)
@@ -277,27 +315,30 @@ static void run_settle(struct run *r, bool dirty, uint64_t since)
     free_run_insert(m, dirty, since);
 }
 
-/* A fresh run area whose whole run is in its bin; false if out of memory. */
-static bool area_new(void)
+/* A fresh run area, mapped and registered but in no list yet; NULL if out
+ * of memory.  Called without pages_lock (see lock_with_descs): its page map
+ * is all zero, which run_of reads as no run. */
+static struct run_area *area_map(void)
 {
-    struct run *r = desc_new();
-    if (!r)
-        return false;
     struct run_area *c = hak_os_map_aligned(HAK_RUN_AREA_SIZE, HAK_RUN_AREA_SIZE);
-    if (!c) {
-        desc_kill(r);
-        return false;
-    }
+    if (!c)
+        return NULL;
     hak_os_no_huge_pages(c, HAK_RUN_AREA_SIZE);
     hak_stats_mapped(HAK_TIER_LARGE, (int64_t)HAK_RUN_AREA_SIZE);
     hak_registry_set(c, HAK_RUN_AREA_SIZE, HAK_CHUNK_RUNS, HAK_CHUNK_RUNS);
     hak_purge_note_growth(HAK_TIER_LARGE);
+    return c;
+}
+
+/* Puts fresh area c's whole run in its bin, with descriptor r (pages_lock
+ * held). */
+static void area_install(struct run_area *c, struct run *r)
+{
     c->seq = ++area_seq;
     r->area = c;
     r->first = HAK_RUN_HEADER_PAGES;
     r->pages = HAK_RUN_MAX_PAGES;
     free_run_insert(r, false, 0);
-    return true;
 }
 
 static void area_unmap(struct run_area *c)
@@ -396,29 +437,37 @@ static void *carve(struct run *r, unsigned first, unsigned n, struct run *head, 
     return run_start(r);
 }
 
+/* Descriptors one pages_alloc may need: the free head and tail of the run
+ * it carves from, and the whole run of a new area. */
+#define ALLOC_DESCS 3
+
 void *pages_alloc(size_t npages, size_t align, bool *zeroed)
 {
     unsigned n = (unsigned)npages;
-    void *p = NULL;
-    hak_lock(&pages_lock);
-    struct run *head = desc_new(), *tail = desc_new();
-    if (!head || !tail)
-        goto out;
+    if (!lock_with_descs(ALLOC_DESCS))
+        return NULL;
     unsigned first;
     struct run *r = find_run(n, align, &first);
     if (!r) {
-        if (!area_new())
-            goto out;
+        /* A new area, mapped without the lock (see lock_with_descs). */
+        hak_unlock(&pages_lock);
+        struct run_area *c = area_map();
+        if (!c)
+            return NULL;
+        if (!lock_with_descs(ALLOC_DESCS)) {
+            area_unmap(c);
+            return NULL;
+        }
+        area_install(c, desc_new());
         r = find_run(n, align, &first);
+        if (!r) {
+            hak_unlock(&pages_lock);
+            return NULL;
+        }
     }
+    struct run *head = desc_new(), *tail = desc_new();
     bin_remove(r);
-    p = carve(r, first, n, head, tail, zeroed);
-    head = tail = NULL;
-out:
-    if (head)
-        desc_kill(head);
-    if (tail)
-        desc_kill(tail);
+    void *p = carve(r, first, n, head, tail, zeroed);
     hak_unlock(&pages_lock);
     return p;
 }
@@ -446,21 +495,20 @@ bool pages_resize(void *p, size_t npages, const char *func)
     unsigned n = (unsigned)npages;
     bool ok = true;
     uint64_t now = hak_clock_ms();
-    hak_lock(&pages_lock);
+    if (!lock_with_descs(1))
+        return false;
     struct run *r = run_of(p, func);
     unsigned end = (unsigned)r->first + r->pages;
     if (n < r->pages) {
-        struct run *t = desc_new();
-        if (t) { /* without a descriptor the run just stays longer */
-            t->area = r->area;
-            t->first = (uint16_t)(r->first + n);
-            t->pages = (uint16_t)(r->pages - n);
-            t->state = RUN_USED;
-            r->pages = (uint16_t)n;
-            map_set(r);
-            map_set(t);
-            run_settle(t, true, now);
-        }
+        struct run *t = desc_new(); /* lock_with_descs(1) */
+        t->area = r->area;
+        t->first = (uint16_t)(r->first + n);
+        t->pages = (uint16_t)(r->pages - n);
+        t->state = RUN_USED;
+        r->pages = (uint16_t)n;
+        map_set(r);
+        map_set(t);
+        run_settle(t, true, now);
     } else if (n > r->pages) {
         struct run *nx = end < HAK_RUN_AREA_PAGES ? r->area->map[end] : NULL;
         unsigned extra = n - r->pages;

@@ -45,7 +45,8 @@ HAK_HIDDEN void pages_free(void *p, const char *func);
 HAK_HIDDEN size_t pages_usable_size(void *p, const char *func);
 /* Resizes the run starting at p to `npages` in place: shrinking gives the
  * tail back, growing takes the free run right after it.  False when it
- * cannot grow in place (the run is unchanged). */
+ * cannot grow in place, or is out of memory for a descriptor (the run is
+ * unchanged). */
 HAK_HIDDEN bool pages_resize(void *p, size_t npages, const char *func);
 /* The purge hook of the layer (purge.h contract). */
 HAK_HIDDEN size_t pages_purge(uint64_t now_ms, uint64_t age_ms, bool all);
