@@ -74,23 +74,45 @@ static void slab_purge(struct superslab *ss, unsigned i)
     ss_dirty_free--;
 }
 
-/* The superslab to take a slab from: one with a free slab whose pages are
- * still resident, wherever it is on the list (taking an untouched slab
- * while touched ones wait for the purge delay would add their pages to the
- * RSS); else the first one already in use, so that empty ones stay empty
- * and get purged; NULL if none has a free slab. */
-static struct superslab *superslab_pick(void)
+/* The superslab to take a slab from, and in *slot the slab: a free slab
+ * whose pages are still resident, wherever it is on the list (taking an
+ * untouched slab while touched ones wait for the purge delay would add their
+ * pages to the RSS), preferably one that last held class cls; else the first
+ * superslab already in use, so that empty ones stay empty and get purged;
+ * NULL if none has a free slab.  Why the class: a slab keeps resident every
+ * page any earlier owner carved, and a class carves about as far as it did
+ * before, so a slab of 512-byte blocks (all 16 pages touched) handed to a
+ * 16-byte class, which uses one page, keeps 15 idle pages resident while in
+ * use.  With threads that come and go (bench_larson 2 4000 100000) the tiny
+ * tier's resident pages halved: 8.1 MiB -> 4.3 MiB mid-run. */
+static struct superslab *superslab_pick(unsigned cls, unsigned *slot)
 {
     struct superslab *ss;
     if (ss_dirty_free) {
-        for (ss = ss_avail; ss; ss = ss->next)
-            if (ss->free_mask & ss->dirty_mask)
-                return ss;
-        HAK_DEBUG_CHECK(false, "tiny: %u dirty free slabs counted, none listed", ss_dirty_free);
+        struct superslab *any = NULL;
+        for (ss = ss_avail; ss; ss = ss->next) {
+            uint32_t m = ss->free_mask & ss->dirty_mask;
+            if (!m)
+                continue;
+            if (!any) {
+                any = ss;
+                *slot = (unsigned)__builtin_ctz(m);
+            }
+            for (; m; m &= m - 1)
+                if (ss->last_cls[__builtin_ctz(m)] == cls) {
+                    *slot = (unsigned)__builtin_ctz(m);
+                    return ss;
+                }
+        }
+        HAK_DEBUG_CHECK(any, "tiny: %u dirty free slabs counted, none listed", ss_dirty_free);
+        if (any)
+            return any;
     }
     ss = ss_avail;
     while (ss && ss->free_mask == SS_ALL_FREE && ss->next)
         ss = ss->next;
+    if (ss)
+        *slot = (unsigned)__builtin_ctz(ss->free_mask);
     return ss;
 }
 
@@ -98,7 +120,8 @@ struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner)
 {
     hak_purge_tick();
     hak_lock(&ss_lock);
-    struct superslab *ss = superslab_pick();
+    unsigned i = 0;
+    struct superslab *ss = superslab_pick(cls, &i);
     if (!ss) {
         hak_unlock(&ss_lock);
         struct superslab *fresh = superslab_new();
@@ -108,11 +131,9 @@ struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner)
         /* Listed even if another thread listed one meanwhile: superslabs
          * are never unmapped, and an unused one costs its header page. */
         list_push(fresh);
-        ss = superslab_pick();
+        ss = superslab_pick(cls, &i);
     }
-    uint32_t pick = ss->free_mask & ss->dirty_mask;
-    unsigned i = (unsigned)__builtin_ctz(pick ? pick : ss->free_mask);
-    if (pick)
+    if (ss->dirty_mask & (1u << i))
         ss_dirty_free--;
     ss->free_mask &= ~(1u << i);
     ss->dirty_mask &= ~(1u << i);
@@ -153,6 +174,7 @@ void tiny_slab_release(struct tiny_slab *s)
     hak_lock(&ss_lock);
     ss->free_mask |= 1u << i;
     ss->dirty_mask |= 1u << i; /* its record, at least, is resident */
+    ss->last_cls[i] = s->cls;
     ss_dirty_free++;
     /* To the front, where superslab_pick looks first. */
     if (ss->listed && ss != ss_avail)

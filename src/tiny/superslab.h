@@ -91,6 +91,9 @@ struct superslab {
     /* Blocks freed by threads other than a slab's owner: a lock-free stack
      * per slab that the owner takes whole with one exchange. */
     _Atomic(void *) remote[TINY_SLABS_PER_SS] __attribute__((aligned(64)));
+    /* The class free slab i last held (manager lock): a class gets back a
+     * slab it used before when one is free, see superslab_pick. */
+    uint8_t last_cls[TINY_SLABS_PER_SS];
     /* When free slab i became free (hak_clock_ms; manager lock). */
     uint64_t free_since_ms[TINY_SLABS_PER_SS];
 };
