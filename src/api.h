@@ -17,6 +17,7 @@
  * hak_free_slow does the whole of free() for any pointer, with every check. */
 HAK_HIDDEN void *hak_alloc_slow(size_t size);
 HAK_HIDDEN void *hak_alloc_tiny_checked(size_t size, unsigned cls);
+HAK_HIDDEN void *hak_alloc_pool_slow(size_t size, unsigned cls);
 HAK_HIDDEN void hak_free_slow(void *p);
 HAK_HIDDEN void *hak_impl_calloc(size_t n, size_t size);
 HAK_HIDDEN void *hak_impl_realloc(void *p, size_t size);
@@ -48,9 +49,12 @@ HAK_INLINE void *hak_impl_malloc(size_t size)
             return hak_alloc_tiny_checked(size, cls); /* aborts */
         }
     } else if (size <= HAK_POOL_MAX) {
-        void *b = pool_malloc_fast(size);
+        unsigned cls = pool_class_of(size);
+        void *b = pool_malloc_fast(size, cls);
         if (HAK_LIKELY(b))
             return b;
+        if (POOL_HAS_CACHE)
+            return hak_alloc_pool_slow(size, cls);
     }
     return hak_alloc_slow(size);
 }

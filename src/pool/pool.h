@@ -132,8 +132,8 @@ HAK_HIDDEN struct pool_page *pool_page_of(void *p, const char *func);
 /* Aborts with "malloc(): corrupted free list" unless next, the decoded link
  * of free block b of class cls, is NULL (the end of the list) or a carved
  * block of class cls, not b, that carries the free mark: the check of the
- * slow paths (refill pops, list walks).  The fast pop checks only the mark
- * of the block it hands out (pool_fast.h). */
+ * slow paths (pops of lists fresh from the shared side, list walks).  Other
+ * pops check only the mark of the block they hand out (pool_fast.h). */
 HAK_HIDDEN void pool_check_link(const void *b, void *next, unsigned cls);
 /* Takes blocks of class cls into *list (linked through their first word) and
  * returns the count: one whole transfer list when one is waiting and

@@ -25,16 +25,16 @@ HAK_INLINE void *pool_cache_pop(struct pool_cache *c, unsigned cls, void *b, voi
     return b;
 }
 
-/* malloc of size (HAK_TINY_MAX < size <= HAK_POOL_MAX) on a cache hit, or
- * NULL: the slow path (pool_alloc) does everything else, and reports a head
+/* malloc of size (HAK_TINY_MAX < size <= HAK_POOL_MAX, class cls) on a cache
+ * hit, or NULL: the slow path (pool_alloc) does everything else, and reports a head
  * whose free mark is gone (pool_check_link).  As in the tiny tier, the pop
  * checks the mark of the block it hands out (hak_link_pop_read), which reads
  * nothing but that block: no metadata of the next block, whose page record
  * is a cache miss on every pop of a list that crosses pages. */
-HAK_INLINE void *pool_malloc_fast(size_t size)
+HAK_INLINE void *pool_malloc_fast(size_t size, unsigned cls)
 {
+    (void)size; /* for valgrind builds */
     struct hak_thread *t = &hak_thread;
-    unsigned cls = pool_class_of(size);
     void *b = t->pool.head[cls];
     if (HAK_LIKELY(b)) {
         void *next;
@@ -71,13 +71,19 @@ HAK_INLINE bool pool_free_fast(void *p)
     return true;
 }
 
+/* Whether a pool miss may go straight to pool_alloc (hak_alloc_pool_slow). */
+#define POOL_HAS_CACHE 1
+
 #else
 
-HAK_INLINE void *pool_malloc_fast(size_t size)
+HAK_INLINE void *pool_malloc_fast(size_t size, unsigned cls)
 {
     (void)size;
+    (void)cls;
     return NULL;
 }
+
+#define POOL_HAS_CACHE 0
 
 HAK_INLINE bool pool_free_fast(void *p)
 {
