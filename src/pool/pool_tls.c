@@ -45,10 +45,7 @@ static void batch_start(struct pool_cache *c, unsigned cls)
 static void *cache_refill(struct pool_cache *c, unsigned cls)
 {
     if (c->old[cls]) {
-        c->head[cls] = c->old[cls];
-        c->count[cls] = c->old_count[cls];
-        c->old[cls] = NULL;
-        c->old_count[cls] = 0;
+        pool_cache_swap_in(c, cls);
         return c->head[cls];
     }
     if (c->batch[cls])
@@ -75,12 +72,11 @@ void *pool_alloc(unsigned cls)
     }
     struct pool_cache *c = &t->pool;
     void *b = c->head[cls];
-    /* A list from the shared side gets the full link check; the reserve
-     * list, built by this thread's own pushes, gets the fast pop's check of
-     * the block's mark (pool_fast.h).  The reserve swap is the common miss
-     * (one malloc in eight of bench_random_mixed 1000000 32768 1), and the
-     * full check reads the next block's page record and words, two cache
-     * misses. */
+    /* A list fresh from the shared side gets the full link check; the
+     * reserve list, built by this thread's own pushes, the check of the
+     * block's mark that malloc's fast path gives it when it swaps it in
+     * (pool_fast.h): the full check reads the next block's page record and
+     * words, two cache misses. */
     bool shared = false;
     if (!b) {
         shared = !c->old[cls];
