@@ -19,6 +19,10 @@ HAK_HIDDEN void *hak_alloc_slow(size_t size);
 HAK_HIDDEN void *hak_alloc_tiny_checked(size_t size, unsigned cls);
 HAK_HIDDEN void *hak_alloc_pool_slow(size_t size, unsigned cls);
 HAK_HIDDEN void hak_free_slow(void *p);
+/* free() of p, a pointer into a tiny chunk, that the fast path declined: a
+ * remote free, or a pointer to report.  (p alone: the fast path's tail call
+ * then moves no register.) */
+HAK_HIDDEN void hak_free_tiny_slow(void *p);
 HAK_HIDDEN void *hak_impl_calloc(size_t n, size_t size);
 HAK_HIDDEN void *hak_impl_realloc(void *p, size_t size);
 HAK_HIDDEN void *hak_impl_reallocarray(void *p, size_t n, size_t size);
@@ -75,8 +79,8 @@ HAK_INLINE bool tiny_free_is_local(struct hak_thread *t, const struct tiny_slab 
 /* free: one registry load finds the tier; a valid tiny block of a slab the
  * caller owns goes onto the caller's cache.  Any other case (NULL, other
  * tiers, remote frees, suspected double frees, invalid pointers) is
- * handled, and reported, by hak_free_slow.  Each tier's fast path is one
- * line here. */
+ * handled, and reported, by hak_free_tiny_slow (tiny chunks) or
+ * hak_free_slow.  Each tier's fast path is one line here. */
 HAK_INLINE void hak_impl_free(void *p)
 {
     if (p)
@@ -90,6 +94,8 @@ HAK_INLINE void hak_impl_free(void *p)
             tiny_cache_push(&t->tiny, s->cls, p);
             return;
         }
+        hak_free_tiny_slow(p);
+        return;
     } else if (kind == HAK_CHUNK_POOL && pool_free_fast(p)) {
         return;
     }

@@ -120,29 +120,38 @@ void *hak_alloc_slow(size_t size)
     return alloc_aligned(size, HAK_ALIGN, false);
 }
 
+void hak_free_tiny_slow(void *p)
+{
+    struct tiny_slab *s = tiny_slab_of(p);
+    tiny_check_block(s, p, "free");
+    if (hak_block_marked_free(p))
+        hak_fatal_ptr("free", "double free", p);
+    struct hak_thread *t = &hak_thread;
+    /* A thread that only frees gets its state too (as a pool free's
+     * overflow gives it), so that it counts its frees itself rather than
+     * with an atomic add on a counter all such threads share. */
+    if (HAK_UNLIKELY(t->state == HAK_THREAD_NEW))
+        hak_thread_activate();
+    if (atomic_load_explicit(&s->owner, memory_order_relaxed) == t->tiny.heap) {
+        t->counters.frees[HAK_TIER_TINY]++;
+        tiny_cache_push(&t->tiny, s->cls, p);
+    } else {
+        if (HAK_LIKELY(t->state == HAK_THREAD_ACTIVE))
+            t->tiny.room_base++; /* a counted tiny free, no push */
+        count(HAK_TIER_TINY, false);
+        tiny_free_remote(s, p);
+    }
+}
+
 void hak_free_slow(void *p)
 {
     if (!p)
         return;
     enum hak_chunk_kind kind = hak_registry_kind(p);
     switch (kind) {
-    case HAK_CHUNK_TINY: {
-        struct tiny_slab *s = tiny_slab_of(p);
-        tiny_check_block(s, p, "free");
-        if (hak_block_marked_free(p))
-            hak_fatal_ptr("free", "double free", p);
-        struct hak_thread *t = &hak_thread;
-        if (atomic_load_explicit(&s->owner, memory_order_relaxed) == t->tiny.heap) {
-            t->counters.frees[HAK_TIER_TINY]++;
-            tiny_cache_push(&t->tiny, s->cls, p);
-        } else {
-            if (HAK_LIKELY(t->state == HAK_THREAD_ACTIVE))
-                t->tiny.room_base++; /* a counted tiny free, no push */
-            count(HAK_TIER_TINY, false);
-            tiny_free_remote(s, p);
-        }
+    case HAK_CHUNK_TINY:
+        hak_free_tiny_slow(p);
         return;
-    }
     case HAK_CHUNK_POOL:
         pool_free(p, "free");
         count(HAK_TIER_POOL, false);

@@ -89,8 +89,10 @@ struct superslab {
     struct superslab *next, *prev; /* manager's list of superslabs with free slabs */
     bool listed;
     /* Blocks freed by threads other than a slab's owner: a lock-free stack
-     * per slab that the owner takes whole with one exchange. */
-    _Atomic(void *) remote[TINY_SLABS_PER_SS] __attribute__((aligned(64)));
+     * per slab that the owner takes whole with one exchange.  Each word is
+     * a tiny_remote value: the top block and how many blocks the stack
+     * holds, so the owner knows the count without walking the list. */
+    _Atomic uintptr_t remote[TINY_SLABS_PER_SS] __attribute__((aligned(64)));
     /* The class free slab i last held (manager lock): a class gets back a
      * slab it used before when one is free, see superslab_pick. */
     uint8_t last_cls[TINY_SLABS_PER_SS];
@@ -130,10 +132,31 @@ HAK_INLINE unsigned tiny_slab_index(const struct superslab *ss, const struct tin
     return (unsigned)(((uintptr_t)s - (uintptr_t)ss) >> TINY_SLAB_SHIFT);
 }
 
-HAK_INLINE _Atomic(void *) *tiny_slab_remote(struct tiny_slab *s)
+HAK_INLINE _Atomic uintptr_t *tiny_slab_remote(struct tiny_slab *s)
 {
     struct superslab *ss = tiny_superslab_of(s);
     return &ss->remote[tiny_slab_index(ss, s)];
+}
+
+/* A remote stack's word: the top block in the low HAK_REGISTRY_ADDR_BITS
+ * (every chunk lies below 2^47: the registry covers no more), the number of
+ * blocks on the stack above them; 0 is the empty stack. */
+#define TINY_REMOTE_COUNT_SHIFT 48
+_Static_assert(TINY_REMOTE_COUNT_SHIFT >= HAK_REGISTRY_ADDR_BITS, "block addresses fit below the count");
+
+HAK_INLINE uintptr_t tiny_remote_push_value(uintptr_t old, void *p)
+{
+    return (uintptr_t)p | ((old >> TINY_REMOTE_COUNT_SHIFT) + 1) << TINY_REMOTE_COUNT_SHIFT;
+}
+
+HAK_INLINE void *tiny_remote_top(uintptr_t v)
+{
+    return (void *)(v & (((uintptr_t)1 << TINY_REMOTE_COUNT_SHIFT) - 1));
+}
+
+HAK_INLINE uint32_t tiny_remote_count(uintptr_t v)
+{
+    return (uint32_t)(v >> TINY_REMOTE_COUNT_SHIFT);
 }
 
 /* Offset of slab i's first block in its superslab, for blocks of `stride`

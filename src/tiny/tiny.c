@@ -191,30 +191,36 @@ void *tiny_cache_pop_checked(struct tiny_cache *c, unsigned cls)
 
 /* ---- slab block sources ---- */
 
-/* Splices the slab's remote stack onto its free list, checking every link
- * (at most capacity of them: a longer walk is a cycle); returns blocks moved. */
+/* Moves the slab's remote stack onto its free list; returns the blocks moved.
+ * The stack's word counts its blocks, so onto an empty free list (a refill's
+ * case) the stack moves whole, unwalked: its links are checked as the cache
+ * pops them, by each block's mark, as every cache list's are.  Onto a
+ * non-empty list it is walked to its end, every link checked, exactly as
+ * many as it counts.  More blocks than the slab has out is corruption (a
+ * block pushed twice by two threads freeing it at once). */
 static uint32_t slab_collect_remote(struct tiny_slab *s)
 {
-    _Atomic(void *) *remote = tiny_slab_remote(s);
+    _Atomic uintptr_t *remote = tiny_slab_remote(s);
     if (!atomic_load_explicit(remote, memory_order_relaxed))
         return 0;
-    void *list = atomic_exchange_explicit(remote, NULL, memory_order_acquire);
-    if (HAK_HARDENING && (tiny_slab_of(list) != s || !tiny_is_block(s, list)))
+    uintptr_t v = atomic_exchange_explicit(remote, 0, memory_order_acquire);
+    void *list = tiny_remote_top(v);
+    uint32_t n = tiny_remote_count(v);
+    if (HAK_HARDENING &&
+        (tiny_slab_of(list) != s || !tiny_is_block(s, list) || n == 0 || n > s->used))
         corrupt(list);
-    uint32_t n = 0;
-    void *last = NULL;
-    for (void *b = list; b;) {
-        if (HAK_UNLIKELY(++n > s->capacity) && HAK_HARDENING)
-            corrupt(b); /* a cycle */
-        last = b;
-        b = slab_next_checked(s, b);
-    }
-    if (last) {
+    if (s->free) {
+        void *last = list;
+        for (uint32_t k = 1; k < n; k++)
+            if (!(last = slab_next_checked(s, last)))
+                corrupt(last); /* shorter than its count */
+        if (slab_next_checked(s, last))
+            corrupt(last); /* longer than its count */
         hak_link_set(last, s->free);
-        s->free = list;
-        s->nfree = (uint16_t)(s->nfree + n);
-        s->used = (uint16_t)(s->used - n);
     }
+    s->free = list;
+    s->nfree = (uint16_t)(s->nfree + n);
+    s->used = (uint16_t)(s->used - n);
     return n;
 }
 
@@ -546,12 +552,12 @@ void tiny_free_remote(struct tiny_slab *s, void *p)
 {
     if (HAK_UNLIKELY(!atomic_load_explicit(&remote_seen, memory_order_relaxed)))
         atomic_store_explicit(&remote_seen, true, memory_order_relaxed);
-    _Atomic(void *) *remote = tiny_slab_remote(s);
-    void *head = atomic_load_explicit(remote, memory_order_relaxed);
+    _Atomic uintptr_t *remote = tiny_slab_remote(s);
+    uintptr_t head = atomic_load_explicit(remote, memory_order_relaxed);
     do {
-        hak_link_set(p, head);
-    } while (!atomic_compare_exchange_weak_explicit(remote, &head, p, memory_order_release,
-                                                    memory_order_relaxed));
+        hak_link_set(p, tiny_remote_top(head));
+    } while (!atomic_compare_exchange_weak_explicit(remote, &head, tiny_remote_push_value(head, p),
+                                                    memory_order_release, memory_order_relaxed));
 }
 
 static void abandon_slab(struct tiny_slab *s)
