@@ -196,8 +196,10 @@ void *tiny_cache_pop_checked(struct tiny_cache *c, unsigned cls)
  * case) the stack moves whole, unwalked: its links are checked as the cache
  * pops them, by each block's mark, as every cache list's are.  Onto a
  * non-empty list it is walked to its end, every link checked, exactly as
- * many as it counts.  More blocks than the slab has out is corruption (a
- * block pushed twice by two threads freeing it at once). */
+ * many as it counts.  More blocks than the slab holds is corruption (a
+ * block pushed again and again by threads freeing it at once); the bound is
+ * the capacity, not `used`, which a fork child may read torn from a thread
+ * that was refilling (tiny_thread_orphan). */
 static uint32_t slab_collect_remote(struct tiny_slab *s)
 {
     _Atomic uintptr_t *remote = tiny_slab_remote(s);
@@ -207,7 +209,7 @@ static uint32_t slab_collect_remote(struct tiny_slab *s)
     void *list = tiny_remote_top(v);
     uint32_t n = tiny_remote_count(v);
     if (HAK_HARDENING &&
-        (tiny_slab_of(list) != s || !tiny_is_block(s, list) || n == 0 || n > s->used))
+        (tiny_slab_of(list) != s || !tiny_is_block(s, list) || n == 0 || n > s->capacity))
         corrupt(list);
     if (s->free) {
         void *last = list;
