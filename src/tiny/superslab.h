@@ -138,9 +138,11 @@ HAK_INLINE _Atomic uintptr_t *tiny_slab_remote(struct tiny_slab *s)
     return &ss->remote[tiny_slab_index(ss, s)];
 }
 
-/* A remote stack's word: the top block in the low HAK_REGISTRY_ADDR_BITS
- * (every chunk lies below 2^47: the registry covers no more), the number of
- * blocks on the stack above them; 0 is the empty stack. */
+/* A remote stack's word: the top block's address in the low 48 bits (every
+ * chunk lies below 2^47, all the registry covers) and the number of blocks
+ * on the stack in the high 16 (a slab holds at most 4096); 0 is the empty
+ * stack.  A count that wrapped (65536 pushes between two takes: the same
+ * block pushed again and again) reads as 0, which the owner reports. */
 #define TINY_REMOTE_COUNT_SHIFT 48
 _Static_assert(TINY_REMOTE_COUNT_SHIFT >= HAK_REGISTRY_ADDR_BITS, "block addresses fit below the count");
 
