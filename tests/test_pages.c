@@ -252,27 +252,38 @@ static unsigned purge_delay_ms(void)
     return v && *v ? (unsigned)strtoul(v, NULL, 10) : 1000u;
 }
 
+/* Whether the large tier caches freed mappings: HAKMEM_LARGE_CACHE_MB=0
+ * turns that off. */
+static bool large_cache_on(void)
+{
+    const char *v = getenv("HAKMEM_LARGE_CACHE_MB");
+    return !(v && *v && strtoul(v, NULL, 10) == 0);
+}
+
 /* A wholly free run area whose purge falls due is purged but stays mapped
  * (the spare): the next large block comes from it with no new mapping, and
  * the pages it does not use are not resident.  So does one cached mapping
- * of a block above 4 MiB.  malloc_trim(0) unmaps both. */
+ * of a block above 4 MiB (unless the cache is off).  malloc_trim(0) unmaps
+ * both. */
 START_TEST(spare_area)
 {
     unsigned delay = purge_delay_ms();
     if (delay > 5000)
         return; /* set for another test; this one would wait too long */
-    unsigned char *p = malloc(MiB), *m = malloc(2 * RUN_MAX);
+    /* the mapping of m: twice the run limit, or (no cache) a run's size */
+    size_t msize = large_cache_on() ? 2 * RUN_MAX : 64 * KiB;
+    unsigned char *p = malloc(MiB), *m = malloc(msize);
     ck_assert(p && m);
     fill(p, MiB, 0x21);
-    fill(m, 2 * RUN_MAX, 0x22);
-    free(p); /* the only run: its area is wholly free */
+    fill(m, msize, 0x22);
+    free(p); /* the only run area: wholly free (with m's run, when no cache) */
     free(m); /* the only mapping, cached */
     struct hak_stats a, b;
     hak_stats_get(&a);
     /* Past the delay (twice it: the tick runs at most every quarter of it),
      * so the next large allocation's purge tick finds the area due. */
     usleep((useconds_t)(2 * delay + 100) * 1000u);
-    void *q = malloc(64 * KiB), *r = malloc(2 * RUN_MAX);
+    void *q = malloc(64 * KiB), *r = malloc(msize);
     hak_stats_get(&b);
     ck_assert(q && r);
     REQUIRE(b.mmap_calls == a.mmap_calls && b.munmap_calls == a.munmap_calls,
