@@ -350,7 +350,7 @@ const char *hak_version(void) { return HAKMEM_VERSION_STRING; }
 
 int hak_trim(void)
 {
-    if (!__atomic_load_n(&hak_ready, __ATOMIC_ACQUIRE))
+    if (!atomic_load_explicit(&hak_ready, memory_order_acquire))
         return 0;
     return hak_purge_all() > 0;
 }

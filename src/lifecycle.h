@@ -40,7 +40,7 @@ HAK_HIDDEN bool hak_init_slow(void);
 
 HAK_INLINE bool hak_ensure_init(void)
 {
-    return HAK_LIKELY(__atomic_load_n(&hak_ready, __ATOMIC_ACQUIRE)) || hak_init_slow();
+    return HAK_LIKELY(atomic_load_explicit(&hak_ready, memory_order_acquire)) || hak_init_slow();
 }
 
 /* In a child of fork(): how many more allocations off the fast path before

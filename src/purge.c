@@ -66,13 +66,13 @@ void hak_purge_tick(void)
             return;
         }
     }
-    uint64_t next = __atomic_load_n(&next_tick_ms, __ATOMIC_RELAXED);
+    uint64_t next = atomic_load_explicit(&next_tick_ms, memory_order_relaxed);
     if (now < next)
         return;
     /* One thread runs the tick; the others go on. */
-    if (!__atomic_compare_exchange_n(&next_tick_ms, &next,
-                                     now + hak_opt.purge_delay_ms / HAK_PURGE_TICK_DIV + 1, false,
-                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    if (!atomic_compare_exchange_strong_explicit(
+            &next_tick_ms, &next, now + hak_opt.purge_delay_ms / HAK_PURGE_TICK_DIV + 1,
+            memory_order_relaxed, memory_order_relaxed))
         return;
     purge_run(now, hak_opt.purge_delay_ms, false, ALL_TIERS);
 }

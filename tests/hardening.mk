@@ -15,8 +15,7 @@
 ## .ci/sanitize builds these and the other Check suites with ASan+UBSan and
 ## TSan; .ci/run calls it.
 
-hakmem_hardening_cflags = $(AM_CFLAGS) $(CHECK_CFLAGS) -pthread \
-	-fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
+hakmem_hardening_cflags = $(hakmem_test_cflags)
 hakmem_hardening_cppflags = -I$(top_srcdir)/include
 hakmem_hardening_ldadd = libhakmem.la $(CHECK_LIBS) $(PTHREAD_LIBS)
 

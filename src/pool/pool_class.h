@@ -54,7 +54,7 @@ _Static_assert(POOL_CLASS_GRAIN << POOL_CLASS_SPLIT_SHIFT == 1 << POOL_SPLIT_FRO
     ((n) < (1u << POOL_SPLIT_FROM_SHIFT)                                                       \
          ? (unsigned)(((n) - (1u << POOL_BASE_SHIFT)) / POOL_CLASS_GRAIN)                     \
          : POOL_GRAIN_CLASSES +                                                                \
-               (unsigned)((POOL_LOG2(n) - POOL_SPLIT_FROM_SHIFT) << POOL_CLASS_SPLIT_SHIFT) +  \
+               ((unsigned)(POOL_LOG2(n) - POOL_SPLIT_FROM_SHIFT) << POOL_CLASS_SPLIT_SHIFT) +  \
                (unsigned)(((n) >> (POOL_LOG2(n) - POOL_CLASS_SPLIT_SHIFT)) -                   \
                           (1u << POOL_CLASS_SPLIT_SHIFT)))
 
