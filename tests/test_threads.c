@@ -11,12 +11,17 @@
  *    (remote frees after the owner died) while new threads allocate and
  *    adopt the abandoned slabs;
  *  - short-lived threads: thousands of threads that each allocate and free a
- *    little and exit; mapped bytes (hak_stats) and RSS must not keep growing.
+ *    little and exit; mapped bytes (hak_stats) and RSS must not keep growing;
+ *  - remote stacks: blocks freed by another thread come back to their owner
+ *    exactly once, whether its refill takes a slab's remote stack whole (onto
+ *    an empty free list) or malloc_trim splices it onto a non-empty one;
+ *    contents stay intact.
  *
  * Every block carries a tag byte derived from its id in every byte (sampled
  * for big blocks), verified before it is freed.
  */
 #include <check.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -530,6 +535,82 @@ START_TEST(test_tiny_counters_exact)
 }
 END_TEST
 
+/* ------------------------------------------------------- remote stacks */
+
+#define REMOTE_BLOCKS 20000
+#define REMOTE_SIZE 48
+static void *g_remote_blocks[REMOTE_BLOCKS];
+
+/* Frees the odd-numbered blocks: remote frees onto the owner's slabs. */
+static void *remote_odd_freer(void *arg)
+{
+    (void)arg;
+    for (int i = 1; i < REMOTE_BLOCKS; i += 2)
+        free(g_remote_blocks[i]);
+    return NULL;
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* All REMOTE_BLOCKS pointers distinct and none overlapping another. */
+static int remote_blocks_distinct(void)
+{
+    static uintptr_t sorted[REMOTE_BLOCKS];
+    for (int i = 0; i < REMOTE_BLOCKS; i++)
+        sorted[i] = (uintptr_t)g_remote_blocks[i];
+    qsort(sorted, REMOTE_BLOCKS, sizeof sorted[0], cmp_ptr);
+    for (int i = 1; i < REMOTE_BLOCKS; i++)
+        if (sorted[i] - sorted[i - 1] < REMOTE_SIZE)
+            return 0;
+    return 1;
+}
+
+START_TEST(test_remote_stacks_exact)
+{
+    for (int round = 0; round < 2; round++) {
+        int nulls = 0;
+        for (int i = 0; i < REMOTE_BLOCKS; i++) {
+            g_remote_blocks[i] = malloc(REMOTE_SIZE);
+            nulls += g_remote_blocks[i] == NULL;
+            if (g_remote_blocks[i])
+                memset(g_remote_blocks[i], 0x5a, REMOTE_SIZE);
+        }
+        REQUIRE(nulls == 0, "%d allocations returned NULL", nulls);
+        /* the even ones here: they wait in this thread's cache */
+        for (int i = 0; i < REMOTE_BLOCKS; i += 2)
+            free(g_remote_blocks[i]);
+        pthread_t th;
+        int rc = pthread_create(&th, NULL, remote_odd_freer, NULL);
+        if (rc == 0)
+            pthread_join(th, NULL);
+        REQUIRE(rc == 0, "pthread_create: %d", rc);
+        /* Round 0: the refills take the remote stacks whole (the even
+         * blocks are still cached, the slabs' free lists empty).  Round 1:
+         * malloc_trim first returns the cache to the slabs, then splices the
+         * remote stacks onto those non-empty free lists (the walk). */
+        if (round == 1)
+            malloc_trim(0);
+        for (int i = 0; i < REMOTE_BLOCKS; i++) {
+            g_remote_blocks[i] = malloc(REMOTE_SIZE);
+            REQUIRE(g_remote_blocks[i] != NULL, "malloc(%d) returned NULL", REMOTE_SIZE);
+            memset(g_remote_blocks[i], (int)(i & 0xff), REMOTE_SIZE);
+        }
+        REQUIRE(remote_blocks_distinct(), "round %d: a block was handed out twice", round);
+        for (int i = 0; i < REMOTE_BLOCKS; i++) {
+            const unsigned char *c = g_remote_blocks[i];
+            REQUIRE(c[0] == (i & 0xff) && c[REMOTE_SIZE - 1] == (i & 0xff),
+                    "round %d: block %d changed while live", round, i);
+        }
+        for (int i = 0; i < REMOTE_BLOCKS; i++)
+            free(g_remote_blocks[i]);
+    }
+}
+END_TEST
+
 static Suite *threads_suite(void)
 {
     Suite *s = suite_create("threads");
@@ -539,6 +620,7 @@ static Suite *threads_suite(void)
     tcase_add_test(tc, test_remote_free_after_owner_death);
     tcase_add_test(tc, test_short_lived_threads_bounded);
     tcase_add_test(tc, test_tiny_counters_exact);
+    tcase_add_test(tc, test_remote_stacks_exact);
     suite_add_tcase(s, tc);
     return s;
 }
