@@ -121,6 +121,14 @@ void pool_cache_overflow(struct hak_thread *t, unsigned cls)
         }
     }
     batch_start(c, cls);
+    /* Demand with no reserve list: the batch grows instead (as the tiny
+     * caches grow), and the list stays.  Moving it to the reserve made a
+     * loop that allocates and frees one block swap it back and forth
+     * through here on every free once a refill had left the head at a full
+     * batch (one memory page of 2 KiB blocks is a batch of 2): 154
+     * instructions per malloc(2048)+free instead of 107. */
+    if (!c->old[cls] && c->count[cls] >= c->batch[cls])
+        batch_grow(c, cls);
     if (c->count[cls] < c->batch[cls])
         return;
     if (hak_opt.pool_trace)
