@@ -71,7 +71,7 @@ HAK_INLINE void pool_cache_push(struct hak_thread *t, unsigned cls, void *p)
 {
     hak_link_set(p, t->pool.head[cls]);
     t->pool.head[cls] = p;
-    if (HAK_UNLIKELY(++t->pool.count[cls] >= t->pool.batch[cls]))
+    if (HAK_UNLIKELY(++t->pool.count[cls] > t->pool.batch[cls]))
         pool_cache_overflow(t, cls);
 }
 

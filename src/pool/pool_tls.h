@@ -5,11 +5,14 @@
  * what defines HAKMEM_POOL_TLS.  The inline fast paths are in pool_fast.h.
  *
  * Each class has two lists: `head`, which malloc pops and free pushes, and
- * `old`, one full batch kept in reserve.  When free fills `head` to the
- * class's batch size, `old` (if any) goes to the shared transfer cache as one
- * list and `head` becomes `old`; when malloc empties `head`, `old` becomes
- * `head`, or a whole list comes from the shared side.  No block is moved one
- * at a time and no list is walked.  The batch size starts small (a thread
+ * `old`, one full batch kept in reserve.  When free pushes onto a `head`
+ * that holds the class's batch size already, `old` (if any) goes to the
+ * shared transfer cache as one list and the full list becomes `old`, under
+ * the block just pushed, which stays as `head` (a magazine's exchange, so
+ * that a count at the batch size going up and down by one moves nothing);
+ * when malloc empties `head`, `old` becomes `head`, or a whole list comes
+ * from the shared side.  No block is moved one at a time and no list is
+ * walked.  The batch size starts small (a thread
  * that uses a class once costs little memory) and doubles each time the
  * thread goes to the shared side, up to about POOL_BATCH_BYTES, as long as
  * the thread's batches stay within its budget (POOL_CACHE_BYTES).
@@ -36,8 +39,8 @@ struct pool_cache {
 
 struct hak_thread;
 
-/* free() filled the class's head list to its batch size (or the cache is
- * not in use yet, or no longer): moves lists along, see above. */
+/* free() pushed onto a full head list (or the cache is not in use yet, or
+ * no longer): moves lists along, see above. */
 HAK_HIDDEN void pool_cache_overflow(struct hak_thread *t, unsigned cls);
 
 /* Empties the calling thread's cache into the shared lists (malloc_trim). */
