@@ -7,6 +7,7 @@
 #define HAKMEM_API_H
 
 #include "internal.h"
+#include "fast.h"
 #include "freelist.h"
 #include "lifecycle.h"
 #include "registry.h"
@@ -16,8 +17,12 @@
 /* Slow paths (hakmem.c): everything the inline fast paths do not finish.
  * hak_free_slow does the whole of free() for any pointer, with every check. */
 HAK_HIDDEN void *hak_alloc_slow(size_t size);
-HAK_HIDDEN void *hak_alloc_tiny_checked(size_t size, unsigned cls);
-HAK_HIDDEN void *hak_alloc_pool_slow(size_t size, unsigned cls);
+/* malloc's fast path when its fast list is empty (a miss), or when the
+ * list's head fails its check (the pop with every check, which reports the
+ * corruption).  Both take the size alone: the fast path's tail calls then
+ * keep no other register. */
+HAK_HIDDEN void *hak_alloc_fast_miss(size_t size);
+HAK_HIDDEN void *hak_alloc_fast_checked(size_t size);
 HAK_HIDDEN void hak_free_slow(void *p);
 /* free() of p, a pointer into a tiny chunk, that the fast path declined: a
  * remote free, or a pointer to report.  (p alone: the fast path's tail call
@@ -33,32 +38,26 @@ HAK_HIDDEN void *hak_impl_valloc(size_t size);
 HAK_HIDDEN void *hak_impl_pvalloc(size_t size);
 HAK_HIDDEN size_t hak_impl_usable_size(void *p);
 
-/* malloc: pop the thread's tiny cache (or pool cache: pool_fast.h), or take
- * the slow path.  Nothing here
- * calls a function except in tail position, so the fast path needs no
- * stack frame. */
+/* malloc: pop the thread's fast list of the size's class, tiny or pool
+ * alike (fast.h), or take the slow path.  Nothing here calls a function
+ * except in tail position, so the fast path needs no stack frame. */
 HAK_INLINE void *hak_impl_malloc(size_t size)
 {
-    if (HAK_LIKELY(size <= HAK_TINY_MAX)) {
+    if (HAK_LIKELY(size <= HAK_POOL_MAX)) {
         struct hak_thread *t = &hak_thread;
-        unsigned cls = tiny_class_of(size);
-        void *b = t->tiny.head[cls];
+        unsigned cls = hak_fast_class_of(size);
+        void *b = t->fast.head[cls];
         if (HAK_LIKELY(b)) {
             void *next;
             if (HAK_LIKELY(hak_link_pop_read(b, &next))) {
-                tiny_cache_take(&t->tiny, cls, b, next); /* counted: tiny_cache_net */
+                /* counted: tiny_cache_net, pool_cache_net */
+                hak_fast_take(&t->fast, cls, b, next);
                 HAK_VG_MALLOC(b, size, 0);
                 return b;
             }
-            return hak_alloc_tiny_checked(size, cls); /* aborts */
+            return hak_alloc_fast_checked(size); /* aborts */
         }
-    } else if (size <= HAK_POOL_MAX) {
-        unsigned cls = pool_class_of(size);
-        void *b = pool_malloc_fast(size, cls);
-        if (HAK_LIKELY(b))
-            return b;
-        if (POOL_HAS_CACHE)
-            return hak_alloc_pool_slow(size, cls);
+        return hak_alloc_fast_miss(size);
     }
     return hak_alloc_slow(size);
 }
@@ -91,7 +90,7 @@ HAK_INLINE void hak_impl_free(void *p)
         struct hak_thread *t = &hak_thread;
         if (HAK_LIKELY(tiny_free_is_local(t, s, p))) {
             t->counters.frees[HAK_TIER_TINY]++;
-            tiny_cache_push(&t->tiny, s->cls, p);
+            tiny_cache_push(&t->fast, &t->tiny, s->cls, p);
             return;
         }
         hak_free_tiny_slow(p);

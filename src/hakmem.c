@@ -33,17 +33,19 @@ static void *tiny_alloc(unsigned cls)
         if (t->state != HAK_THREAD_ACTIVE)
             return tiny_alloc_orphan(cls);
     }
-    if (t->tiny.head[cls])
+    if (t->fast.head[cls])
         return tiny_cache_pop_checked(&t->tiny, cls);
     return tiny_alloc_refill(&t->tiny, cls);
 }
 
-/* malloc's fast path when the cache's head fails its check: the pop with
- * every check, which reports the corruption.  A non-empty cache belongs to
- * a live thread (an exiting thread empties it for good). */
-void *hak_alloc_tiny_checked(size_t size, unsigned cls)
+/* A non-empty fast list belongs to a live thread (an exiting thread empties
+ * its caches for good); the pool's slow path checks its head as the tiny
+ * tier's checked pop does. */
+void *hak_alloc_fast_checked(size_t size)
 {
-    (void)size; /* for valgrind builds */
+    unsigned cls = hak_fast_class_of(size);
+    if (cls >= HAK_FAST_POOL)
+        return hak_alloc_fast_miss(size);
     struct hak_thread *t = &hak_thread;
     void *b = tiny_cache_pop_checked(&t->tiny, cls);
     t->counters.allocs[HAK_TIER_TINY]++;
@@ -51,16 +53,18 @@ void *hak_alloc_tiny_checked(size_t size, unsigned cls)
     return b;
 }
 
-/* malloc's fast path on a pool cache miss, for a live thread: straight to
+/* A pool class's miss, for a live thread with Pool TLS, goes straight to
  * the pool (its reserve list, usually), not through the tier dispatch of
  * alloc_aligned, which cost a third of the instructions of a miss.  Any
- * other thread goes the whole way. */
-void *hak_alloc_pool_slow(size_t size, unsigned cls)
+ * other goes the whole way. */
+void *hak_alloc_fast_miss(size_t size)
 {
-    if (HAK_UNLIKELY(hak_thread.state != HAK_THREAD_ACTIVE))
+    unsigned cls = hak_fast_class_of(size);
+    if (!POOL_HAS_CACHE || cls < HAK_FAST_POOL ||
+        HAK_UNLIKELY(hak_thread.state != HAK_THREAD_ACTIVE))
         return hak_alloc_slow(size);
     hak_adopt_check(); /* in a child of fork(): the parent threads' memory */
-    void *b = pool_alloc(cls);
+    void *b = pool_alloc(cls - HAK_FAST_POOL);
     if (HAK_UNLIKELY(!b)) {
         errno = ENOMEM;
         return NULL;
@@ -134,7 +138,7 @@ void hak_free_tiny_slow(void *p)
         hak_thread_activate();
     if (atomic_load_explicit(&s->owner, memory_order_relaxed) == t->tiny.heap) {
         t->counters.frees[HAK_TIER_TINY]++;
-        tiny_cache_push(&t->tiny, s->cls, p);
+        tiny_cache_push(&t->fast, &t->tiny, s->cls, p);
     } else {
         if (HAK_LIKELY(t->state == HAK_THREAD_ACTIVE))
             t->tiny.room_base++; /* a counted tiny free, no push */

@@ -6,6 +6,7 @@
 #define HAKMEM_LIFECYCLE_H
 
 #include "internal.h"
+#include "fast.h"
 #include "stats.h"
 #include "tiny/tiny.h"
 #ifdef HAKMEM_POOL_TLS
@@ -19,6 +20,7 @@ enum hak_thread_state {
 };
 
 struct hak_thread {
+    struct hak_fast fast; /* the lists malloc pops, of both tiers (fast.h) */
     struct tiny_cache tiny;
 #ifdef HAKMEM_POOL_TLS
     struct pool_cache pool;

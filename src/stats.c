@@ -3,6 +3,9 @@
  */
 #include "stats.h"
 #include "lifecycle.h"
+#ifdef HAKMEM_POOL_TLS
+#include "pool/pool_fast.h"
+#endif
 
 #include "lock.h"
 #include <errno.h>
@@ -40,18 +43,22 @@ void hak_stats_count_global(enum hak_tier tier, bool alloc)
                               memory_order_relaxed);
 }
 
-/* A live thread's allocations in tier t: the tiny tier counts none on
- * malloc's fast path, they are derived from its cache (tiny_cache_net).
- * Every hak_counters registered here is the one in its struct hak_thread. */
+/* A live thread's allocations in tier t: the tiny tier, and the pool tier
+ * with Pool TLS, count none on malloc's fast path; they are derived from the
+ * thread's caches (tiny_cache_net, pool_cache_net).  Every hak_counters
+ * registered here is the one in its struct hak_thread. */
 static uint64_t thread_allocs(const struct hak_counters *c, int t)
 {
     uint64_t n = __atomic_load_n(&c->allocs[t], __ATOMIC_RELAXED);
-    if (t == HAK_TIER_TINY) {
-        const struct hak_thread *th =
-            (const struct hak_thread *)((const char *)c - offsetof(struct hak_thread, counters));
+    const struct hak_thread *th =
+        (const struct hak_thread *)((const char *)c - offsetof(struct hak_thread, counters));
+    if (t == HAK_TIER_TINY)
         n += __atomic_load_n(&c->frees[t], __ATOMIC_RELAXED) +
-             (uint64_t)tiny_cache_net(&th->tiny);
-    }
+             (uint64_t)tiny_cache_net(&th->fast, &th->tiny);
+#ifdef HAKMEM_POOL_TLS
+    if (t == HAK_TIER_POOL)
+        n += __atomic_load_n(&c->frees[t], __ATOMIC_RELAXED) + (uint64_t)pool_cache_net(th);
+#endif
     return n;
 }
 

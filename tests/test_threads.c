@@ -473,14 +473,21 @@ END_TEST
 #define EXACT_BLOCKS 30000
 static void *g_exact[EXACT_BLOCKS];
 
+static void exact_tier_delta(int tier, const struct hak_stats *a, const struct hak_stats *b,
+                             uint64_t allocs, uint64_t frees, const char *what)
+{
+    uint64_t da = b->tier[tier].allocs - a->tier[tier].allocs;
+    uint64_t df = b->tier[tier].frees - a->tier[tier].frees;
+    REQUIRE(da == allocs && df == frees,
+            "%s: tier %d allocs grew by %llu (want %llu), frees by %llu (want %llu)", what, tier,
+            (unsigned long long)da, (unsigned long long)allocs, (unsigned long long)df,
+            (unsigned long long)frees);
+}
+
 static void exact_delta(const struct hak_stats *a, const struct hak_stats *b, uint64_t allocs,
                         uint64_t frees, const char *what)
 {
-    uint64_t da = b->tier[HAK_TIER_TINY].allocs - a->tier[HAK_TIER_TINY].allocs;
-    uint64_t df = b->tier[HAK_TIER_TINY].frees - a->tier[HAK_TIER_TINY].frees;
-    REQUIRE(da == allocs && df == frees, "%s: tiny allocs grew by %llu (want %llu), frees by %llu (want %llu)",
-            what, (unsigned long long)da, (unsigned long long)allocs, (unsigned long long)df,
-            (unsigned long long)frees);
+    exact_tier_delta(HAK_TIER_TINY, a, b, allocs, frees, what);
 }
 
 static void *exact_remote_thread(void *arg)
@@ -532,6 +539,68 @@ START_TEST(test_tiny_counters_exact)
         free(g_exact[i]);
     hak_stats_get(&b);
     exact_delta(&a, &b, 0, EXACT_BLOCKS / 2, "local frees after remote ones");
+}
+END_TEST
+
+/* ------------------------------------------------ exact pool counters */
+
+/* With Pool TLS the pool tier counts nothing on malloc's fast path either
+ * (pool_cache_net); the same exactness, over pops and pushes, refills from
+ * the shared side, overflows (more bytes than a thread's pool cache holds),
+ * batches that grow, aligned requests and frees by another thread (which go
+ * to that thread's cache and are counted there). */
+#define EXACT_POOL_BLOCKS 2000
+static void *g_exact_pool[EXACT_POOL_BLOCKS];
+
+static void *exact_pool_remote_thread(void *arg)
+{
+    struct hak_stats *st = arg;
+    free(malloc(2000)); /* a thread with a cache of its own: its counters */
+    hak_stats_get(&st[0]);
+    for (int i = 0; i < EXACT_POOL_BLOCKS; i += 2)
+        free(g_exact_pool[i]);
+    hak_stats_get(&st[1]);
+    return NULL;
+}
+
+START_TEST(test_pool_counters_exact)
+{
+    struct hak_stats a, b, st[2];
+    int nulls = 0;
+    hak_stats_get(&a);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < EXACT_POOL_BLOCKS; i++) {
+            size_t size = 1100 + (size_t)(i % 9) * 1500;
+            g_exact_pool[i] = i % 97 == 0 ? hak_memalign(4096, size) : malloc(size);
+            nulls += g_exact_pool[i] == NULL;
+        }
+        /* both orders: LIFO frees refill the lists malloc pops next */
+        for (int j = 0; j < EXACT_POOL_BLOCKS; j++)
+            free(g_exact_pool[round == 1 ? j : EXACT_POOL_BLOCKS - 1 - j]);
+    }
+    for (int i = 0; i < EXACT_POOL_BLOCKS; i++) {
+        g_exact_pool[i] = malloc(2048 + (size_t)(i % 3) * 256);
+        nulls += g_exact_pool[i] == NULL;
+    }
+    hak_stats_get(&b);
+    ck_assert_int_eq(nulls, 0);
+    exact_tier_delta(HAK_TIER_POOL, &a, &b, 4 * EXACT_POOL_BLOCKS, 3 * EXACT_POOL_BLOCKS,
+                     "pool, one thread");
+
+    pthread_t th;
+    int rc = pthread_create(&th, NULL, exact_pool_remote_thread, st);
+    if (rc == 0)
+        pthread_join(th, NULL);
+    ck_assert_int_eq(rc, 0);
+    exact_tier_delta(HAK_TIER_POOL, &st[0], &st[1], 0, EXACT_POOL_BLOCKS / 2,
+                     "pool, another thread's frees");
+
+    hak_stats_get(&a);
+    for (int i = 1; i < EXACT_POOL_BLOCKS; i += 2)
+        free(g_exact_pool[i]);
+    hak_stats_get(&b);
+    exact_tier_delta(HAK_TIER_POOL, &a, &b, 0, EXACT_POOL_BLOCKS / 2,
+                     "pool, local frees after another thread's");
 }
 END_TEST
 
@@ -620,6 +689,7 @@ static Suite *threads_suite(void)
     tcase_add_test(tc, test_remote_free_after_owner_death);
     tcase_add_test(tc, test_short_lived_threads_bounded);
     tcase_add_test(tc, test_tiny_counters_exact);
+    tcase_add_test(tc, test_pool_counters_exact);
     tcase_add_test(tc, test_remote_stacks_exact);
     suite_add_tcase(s, tc);
     return s;

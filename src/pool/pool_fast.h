@@ -1,9 +1,10 @@
 /*
- * pool_fast.h - the pool tier's inline fast paths, called from api.h's
- * malloc and free: with Pool TLS, malloc pops the thread's cache for the
- * class and free validates the block and pushes it, with no function call
- * on a cache hit.  Without Pool TLS both decline (the shared pool is behind
- * a lock, in pool.c) and the compiler drops them.
+ * pool_fast.h - the pool tier's inline fast path of free, called from
+ * api.h (malloc's pop is the one of fast.h, for both tiers), and the
+ * helpers of its caches' counts: with Pool TLS, free validates the block and
+ * pushes it, with no function call on a cache hit.  Without Pool TLS it
+ * declines (the shared pool is behind a lock, in pool.c) and the compiler
+ * drops it.
  */
 #ifndef HAKMEM_POOL_FAST_H
 #define HAKMEM_POOL_FAST_H
@@ -15,63 +16,49 @@
 
 #ifdef HAKMEM_POOL_TLS
 
-/* Pops block b, the head of class cls's cache, whose link `next` has been
- * checked: the one pool pop. */
-HAK_INLINE void *pool_cache_pop(struct pool_cache *c, unsigned cls, void *b, void *next)
+/* The fast class of pool class cls. */
+#define POOL_FAST(cls) (HAK_FAST_POOL + (cls))
+
+/* The thread whose struct hak_thread holds pool cache c. */
+HAK_INLINE struct hak_thread *pool_cache_thread(struct pool_cache *c)
 {
-    c->head[cls] = next;
-    __builtin_prefetch(next, 1); /* as tiny_cache_take's */
-    c->count[cls]--;
-    hak_block_unmark(b);
-    return b;
+    return (struct hak_thread *)((char *)c - offsetof(struct hak_thread, pool));
 }
 
-/* Makes class cls's reserve list (old, not empty) its head list (empty):
- * no block moves. */
-HAK_INLINE void pool_cache_swap_in(struct pool_cache *c, unsigned cls)
+/* Blocks on class cls's head list. */
+HAK_INLINE uint32_t pool_cache_count(const struct hak_thread *t, unsigned cls)
 {
-    c->head[cls] = c->old[cls];
-    c->count[cls] = c->old_count[cls];
-    c->old[cls] = NULL;
-    c->old_count[cls] = 0;
+    return (uint32_t)((int32_t)t->pool.batch[cls] - t->fast.room[POOL_FAST(cls)]);
 }
 
-/* malloc of size (HAK_TINY_MAX < size <= HAK_POOL_MAX, class cls) on a cache
- * hit, or NULL: the slow path (pool_alloc) does everything else, and reports a head
- * whose free mark is gone (pool_check_link).  As in the tiny tier, the pop
- * checks the mark of the block it hands out (hak_link_pop_read), which reads
- * nothing but that block: no metadata of the next block, whose page record
- * is a cache miss on every pop of a list that crosses pages. */
-HAK_INLINE void *pool_malloc_fast(size_t size, unsigned cls)
+/* Makes `head`, n blocks, class cls's head list, on a slow path (see
+ * room_base). */
+HAK_INLINE void pool_cache_set(struct hak_thread *t, unsigned cls, void *head, uint32_t n)
 {
-    (void)size; /* for valgrind builds */
-    struct hak_thread *t = &hak_thread;
-    void *b = t->pool.head[cls];
-    /* An empty head takes the reserve list here, not on the slow path: a
-     * class whose count wanders about the batch size swaps lists on every
-     * other call (a free fills the head, which becomes the reserve; the
-     * next malloc swaps it back), one malloc in eight of
-     * bench_random_mixed 1000000 32768 1. */
-    if (HAK_UNLIKELY(!b) && (b = t->pool.old[cls]))
-        pool_cache_swap_in(&t->pool, cls);
-    if (HAK_LIKELY(b)) {
-        void *next;
-        if (HAK_LIKELY(hak_link_pop_read(b, &next))) {
-            pool_cache_pop(&t->pool, cls, b, next);
-            t->counters.allocs[HAK_TIER_POOL]++;
-            HAK_VG_MALLOC(b, size, 0);
-            return b;
-        }
-    }
-    return NULL;
+    int32_t room = (int32_t)t->pool.batch[cls] - (int32_t)n;
+    t->fast.head[POOL_FAST(cls)] = head;
+    t->pool.room_base += room - t->fast.room[POOL_FAST(cls)];
+    t->fast.room[POOL_FAST(cls)] = room;
 }
 
-/* Pushes block p of class cls onto the thread's cache: the one pool push. */
+/* The net of the pool classes' fast pops and counted frees (see room_base):
+ * the thread's pool allocations are its counted ones plus its counted pool
+ * frees plus this (stats.c). */
+HAK_INLINE int64_t pool_cache_net(const struct hak_thread *t)
+{
+    int64_t sum = 0;
+    for (unsigned i = 0; i < POOL_NUM_CLASSES; i++)
+        sum += __atomic_load_n(&t->fast.room[POOL_FAST(i)], __ATOMIC_RELAXED);
+    return sum - __atomic_load_n(&t->pool.room_base, __ATOMIC_RELAXED);
+}
+
+/* Pushes block p of class cls onto the thread's cache: the one pool push.
+ * (The pop is malloc's, hak_fast_take, for both tiers.) */
 HAK_INLINE void pool_cache_push(struct hak_thread *t, unsigned cls, void *p)
 {
-    hak_link_set(p, t->pool.head[cls]);
-    t->pool.head[cls] = p;
-    if (HAK_UNLIKELY(++t->pool.count[cls] > t->pool.batch[cls]))
+    hak_link_set(p, t->fast.head[POOL_FAST(cls)]);
+    t->fast.head[POOL_FAST(cls)] = p;
+    if (HAK_UNLIKELY(--t->fast.room[POOL_FAST(cls)] < 0))
         pool_cache_overflow(t, cls);
 }
 
@@ -89,17 +76,10 @@ HAK_INLINE bool pool_free_fast(void *p)
     return true;
 }
 
-/* Whether a pool miss may go straight to pool_alloc (hak_alloc_pool_slow). */
+/* Whether a pool miss may go straight to pool_alloc (hak_alloc_fast_miss). */
 #define POOL_HAS_CACHE 1
 
 #else
-
-HAK_INLINE void *pool_malloc_fast(size_t size, unsigned cls)
-{
-    (void)size;
-    (void)cls;
-    return NULL;
-}
 
 #define POOL_HAS_CACHE 0
 

@@ -24,6 +24,11 @@ static void batch_set(struct pool_cache *c, unsigned cls, uint32_t b)
     if (b > POOL_BATCH_MIN && others + (size_t)b * stride > POOL_CACHE_BYTES / 2)
         return;
     c->batch_bytes = others + (size_t)b * stride;
+    /* The head list keeps its blocks: its room moves with the batch. */
+    struct hak_thread *t = pool_cache_thread(c);
+    int32_t grow = (int32_t)b - (int32_t)c->batch[cls];
+    t->fast.room[POOL_FAST(cls)] += grow;
+    c->room_base += grow;
     c->batch[cls] = b;
 }
 
@@ -40,22 +45,25 @@ static void batch_start(struct pool_cache *c, unsigned cls)
         batch_set(c, cls, POOL_BATCH_MIN);
 }
 
-/* Refills the empty head list of class cls: the reserve list, else a whole
- * list from the shared side.  Returns the new head (NULL: out of memory). */
+/* Refills the empty head list of class cls: the reserve list (no block
+ * moves), else a whole list from the shared side.  Returns the new head
+ * (NULL: out of memory). */
 static void *cache_refill(struct pool_cache *c, unsigned cls)
 {
-    if (c->old[cls]) {
-        pool_cache_swap_in(c, cls);
-        return c->head[cls];
+    struct hak_thread *t = pool_cache_thread(c);
+    void *list = c->old[cls];
+    if (list) {
+        pool_cache_set(t, cls, list, c->old_count[cls]);
+        c->old[cls] = NULL;
+        c->old_count[cls] = 0;
+        return list;
     }
     if (c->batch[cls])
         batch_grow(c, cls);
     else
         batch_start(c, cls);
-    void *list = NULL;
     uint32_t n = pool_central_take(cls, c->batch[cls], &list, &c->arena);
-    c->head[cls] = list;
-    c->count[cls] = n;
+    pool_cache_set(t, cls, list, n);
     if (hak_opt.pool_trace)
         hak_warn("pool: refill class=%u blocks=%u", cls, n);
     hak_purge_tick();
@@ -71,12 +79,12 @@ void *pool_alloc(unsigned cls)
             return pool_shared_alloc(cls);
     }
     struct pool_cache *c = &t->pool;
-    void *b = c->head[cls];
+    void *b = t->fast.head[POOL_FAST(cls)];
     /* A list fresh from the shared side gets the full link check; the
      * reserve list, built by this thread's own pushes, the check of the
-     * block's mark that malloc's fast path gives it when it swaps it in
-     * (pool_fast.h): the full check reads the next block's page record and
-     * words, two cache misses. */
+     * block's mark that every pop gives the block it hands out: the full
+     * check reads the next block's page record and words, two cache
+     * misses. */
     bool shared = false;
     if (!b) {
         shared = !c->old[cls];
@@ -88,16 +96,17 @@ void *pool_alloc(unsigned cls)
         hak_fatal("malloc(): corrupted free list (link to %p)", next);
     if (shared)
         pool_check_link(b, next, cls);
-    return pool_cache_pop(c, cls, b, next);
+    c->room_base++; /* not a fast pop: counted by the caller */
+    return hak_fast_take(&t->fast, POOL_FAST(cls), b, next);
 }
 
 /* Gives class cls's head list to the shared side. */
 static void head_flush(struct pool_cache *c, unsigned cls)
 {
-    void *list = c->head[cls];
-    uint32_t n = c->count[cls];
-    c->head[cls] = NULL;
-    c->count[cls] = 0;
+    struct hak_thread *t = pool_cache_thread(c);
+    void *list = t->fast.head[POOL_FAST(cls)];
+    uint32_t n = pool_cache_count(t, cls);
+    pool_cache_set(t, cls, NULL, 0);
     if (list)
         pool_central_put(cls, list, n);
 }
@@ -128,7 +137,8 @@ void pool_cache_overflow(struct hak_thread *t, unsigned cls)
      * frees one block swap it out here and back in (malloc's fast path) on
      * every call whenever a refill or the reserve had left the head at a
      * full batch: 150 instructions per malloc(2048)+free instead of 103. */
-    if (c->count[cls] <= c->batch[cls])
+    uint32_t n = pool_cache_count(t, cls);
+    if (n <= c->batch[cls])
         return;
     if (hak_opt.pool_trace)
         hak_warn("pool: flush class=%u blocks=%u", cls, c->old_count[cls]);
@@ -137,11 +147,11 @@ void pool_cache_overflow(struct hak_thread *t, unsigned cls)
         batch_grow(c, cls);
         hak_purge_tick();
     }
-    void *top = c->head[cls];
+    void *top = t->fast.head[POOL_FAST(cls)];
     c->old[cls] = hak_link_get(top); /* the link this thread's push just wrote */
-    c->old_count[cls] = c->count[cls] - 1;
+    c->old_count[cls] = n - 1;
     hak_link_set(top, NULL);
-    c->count[cls] = 1;
+    pool_cache_set(t, cls, top, 1);
 }
 
 void pool_free(void *p, const char *func)
@@ -179,15 +189,23 @@ void pool_tls_trim(void)
 
 void pool_tls_thread_orphan(struct pool_cache *c)
 {
-    /* Dropped, not walked: see pool_tls.h. */
+    /* Dropped, not walked: see pool_tls.h.  The counts stay, for the
+     * thread's statistics (pool_cache_net). */
+    struct hak_thread *t = pool_cache_thread(c);
+    int64_t room_base = c->room_base;
     memset(c, 0, sizeof(*c));
+    c->room_base = room_base;
+    for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++)
+        t->fast.head[POOL_FAST(cls)] = NULL;
 }
 
 void pool_tls_thread_exit(struct pool_cache *c)
 {
     cache_empty(c);
-    for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++)
+    for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++) {
         c->batch[cls] = 0;
+        pool_cache_set(pool_cache_thread(c), cls, NULL, 0);
+    }
     c->batch_bytes = 0;
     c->arena = NULL;
 }

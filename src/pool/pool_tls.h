@@ -22,16 +22,22 @@
 
 #include "pool/pool.h"
 
-/* A thread's pool cache: blocks of any pool page, per class.  All zero is a
- * valid empty cache whose first free takes the slow path. */
+/* A thread's pool cache: blocks of any pool page, per class.  The `head`
+ * lists are the thread's fast lists of the pool classes (fast.h:
+ * head[HAK_FAST_POOL + cls]), whose room counts the blocks under the batch
+ * size: a head list holds batch - room blocks, and a push that takes room
+ * below 0 overflows.  All zero is a valid empty cache whose first free takes
+ * the slow path. */
 struct pool_cache {
-    void *head[POOL_NUM_CLASSES];
-    uint32_t count[POOL_NUM_CLASSES];  /* blocks on head */
     uint32_t batch[POOL_NUM_CLASSES];  /* current batch size; 0: not started */
     void *old[POOL_NUM_CLASSES];
     uint32_t old_count[POOL_NUM_CLASSES];
     size_t batch_bytes;        /* sum over classes of batch * class size */
     struct pool_chunk *arena;  /* chunk this thread takes new pages from */
+    /* As the tiny cache's room_base (tiny.h): what the pool classes' room
+     * would sum to had only malloc's fast pops and free's pushes changed it,
+     * so that pool_cache_net() gives the fast pops, which count nothing. */
+    int64_t room_base;
 };
 
 /* The most bytes one thread's pool cache holds, all classes together. */

@@ -46,6 +46,16 @@ static size_t heap_chunk_left;
 /* Threads whose TLS is torn down allocate from this heap under its lock. */
 static struct hak_lock orphan_lock = HAK_LOCK_INITIALIZER;
 static struct tiny_cache orphan_cache;
+static struct hak_fast orphan_fast;
+
+/* The fast lists of cache c: those of the thread whose struct hak_thread
+ * holds it, or the orphan cache's. */
+static struct hak_fast *fast_of(struct tiny_cache *c)
+{
+    if (c == &orphan_cache)
+        return &orphan_fast;
+    return &((struct hak_thread *)((char *)c - offsetof(struct hak_thread, tiny)))->fast;
+}
 
 /* Bumped by every malloc_trim; heaps compare it at their slow paths. */
 static _Atomic unsigned trim_epoch;
@@ -65,6 +75,7 @@ static unsigned clamp_blocks(unsigned bytes, unsigned size)
 void tiny_init(void)
 {
     HAK_DEBUG_CHECK(tiny_size_class_check(), "tiny_class_of_index disagrees with the classes");
+    HAK_DEBUG_CHECK(hak_fast_class_check(), "hak_fast_class_of_index disagrees with the classes");
     for (unsigned i = 0; i < TINY_NUM_CLASSES; i++) {
         cache_cap_init[i] = (uint16_t)clamp_blocks(TINY_CACHE_INIT_BYTES, tiny_class_size[i]);
         cache_cap_max[i] = (uint16_t)clamp_blocks(TINY_CACHE_MAX_BYTES, tiny_class_size[i]);
@@ -184,9 +195,10 @@ static void *slab_next_checked(const struct tiny_slab *s, void *b)
 
 void *tiny_cache_pop_checked(struct tiny_cache *c, unsigned cls)
 {
-    void *b = c->head[cls];
+    struct hak_fast *f = fast_of(c);
+    void *b = f->head[cls];
     c->room_base++; /* not a fast pop: counted by the caller */
-    return tiny_cache_take(c, cls, b, tiny_next_checked(b, cls));
+    return hak_fast_take(f, cls, b, tiny_next_checked(b, cls));
 }
 
 /* ---- slab block sources ---- */
@@ -374,9 +386,9 @@ static void slab_put_run(struct tiny_heap *h, struct tiny_slab *s, void *first, 
     }
 }
 
-static uint32_t cache_count(const struct tiny_cache *c, unsigned cls)
+static uint32_t cache_count(struct tiny_cache *c, unsigned cls)
 {
-    return (uint32_t)((int32_t)c->cap[cls] - c->room[cls]);
+    return (uint32_t)((int32_t)c->cap[cls] - fast_of(c)->room[cls]);
 }
 
 /* Follows the link of free block b of class cls on a walk that will check
@@ -458,12 +470,13 @@ static void heap_check_epoch(struct tiny_cache *c)
 
 void tiny_cache_overflow(struct tiny_cache *c, unsigned cls)
 {
+    struct hak_fast *f = fast_of(c);
     if (c->cap[cls] < cache_cap_max[cls]) {
         /* Demand: grow instead of flushing. */
         unsigned cap = c->cap[cls] * 2u;
         if (cap > cache_cap_max[cls])
             cap = cache_cap_max[cls];
-        tiny_cache_set_room(c, cls, c->room[cls] + (int32_t)(cap - c->cap[cls]));
+        tiny_cache_set_room(f, c, cls, f->room[cls] + (int32_t)(cap - c->cap[cls]));
         c->cap[cls] = (uint16_t)cap;
         return;
     }
@@ -475,29 +488,30 @@ void tiny_cache_overflow(struct tiny_cache *c, unsigned cls)
      * go back once set aside for the purge delay (heap_age). */
     struct tiny_xfer *x = &c->heap->xfer[cls];
     if (x->count == xfer_max[cls]) {
-        cache_return(c, cls, c->head[cls], cache_count(c, cls));
+        cache_return(c, cls, f->head[cls], cache_count(c, cls));
     } else {
-        x->list[x->count] = c->head[cls];
+        x->list[x->count] = f->head[cls];
         x->since_ms[x->count] = hak_clock_ms();
         x->n[x->count++] = (uint16_t)cache_count(c, cls);
     }
-    c->head[cls] = NULL;
-    tiny_cache_set_room(c, cls, c->cap[cls]);
+    f->head[cls] = NULL;
+    tiny_cache_set_room(f, c, cls, c->cap[cls]);
     heap_check_epoch(c);
 }
 
 static void *refill_from_heap(struct tiny_cache *c, struct tiny_heap *h, unsigned cls)
 {
+    struct hak_fast *f = fast_of(c);
     if (!c->cap[cls]) {
         c->cap[cls] = cache_cap_init[cls];
-        tiny_cache_set_room(c, cls, c->cap[cls]);
+        tiny_cache_set_room(f, c, cls, c->cap[cls]);
     }
     struct tiny_xfer *x = &h->xfer[cls];
     if (x->count) {
         /* The newest set-aside list comes back whole (at most cap blocks). */
         x->count--;
-        c->head[cls] = x->list[x->count];
-        tiny_cache_set_room(c, cls, (int32_t)c->cap[cls] - x->n[x->count]);
+        f->head[cls] = x->list[x->count];
+        tiny_cache_set_room(f, c, cls, (int32_t)c->cap[cls] - x->n[x->count]);
         return tiny_cache_pop_checked(c, cls);
     }
     uint32_t want = hak_opt.tiny_batch_refill ? c->cap[cls] / 2u : 1;
@@ -522,8 +536,8 @@ static void *refill_from_heap(struct tiny_cache *c, struct tiny_heap *h, unsigne
      * capacity stretches to hold it, so that room stays >= 1. */
     if (got >= c->cap[cls])
         c->cap[cls] = (uint16_t)(got + 1);
-    c->head[cls] = list;
-    tiny_cache_set_room(c, cls, (int32_t)c->cap[cls] - (int32_t)got);
+    f->head[cls] = list;
+    tiny_cache_set_room(f, c, cls, (int32_t)c->cap[cls] - (int32_t)got);
     return tiny_cache_pop_checked(c, cls);
 }
 
@@ -544,7 +558,7 @@ void *tiny_alloc_refill(struct tiny_cache *c, unsigned cls)
 void *tiny_alloc_orphan(unsigned cls)
 {
     hak_lock(&orphan_lock);
-    void *b = orphan_cache.head[cls] ? tiny_cache_pop_checked(&orphan_cache, cls)
+    void *b = orphan_fast.head[cls] ? tiny_cache_pop_checked(&orphan_cache, cls)
                                      : tiny_alloc_refill(&orphan_cache, cls);
     hak_unlock(&orphan_lock);
     return b;
@@ -590,10 +604,11 @@ static void abandon_list(struct tiny_slab_list *l)
 
 static void cache_flush_all(struct tiny_cache *c, unsigned cls)
 {
-    if (c->head[cls])
-        cache_return(c, cls, c->head[cls], cache_count(c, cls));
-    c->head[cls] = NULL;
-    tiny_cache_set_room(c, cls, c->cap[cls]);
+    struct hak_fast *f = fast_of(c);
+    if (f->head[cls])
+        cache_return(c, cls, f->head[cls], cache_count(c, cls));
+    f->head[cls] = NULL;
+    tiny_cache_set_room(f, c, cls, c->cap[cls]);
     struct tiny_xfer *x = &c->heap->xfer[cls];
     while (x->count) {
         x->count--;
@@ -650,8 +665,9 @@ static void orphan_slab(struct tiny_heap *h, struct tiny_slab *s, unsigned cls)
 void tiny_thread_orphan(struct tiny_cache *c)
 {
     struct tiny_heap *h = c->heap;
+    struct hak_fast *f = fast_of(c);
     for (unsigned cls = 0; cls < TINY_NUM_CLASSES; cls++)
-        c->head[cls] = NULL;
+        f->head[cls] = NULL;
     c->heap = NULL;
     if (!h)
         return;

@@ -14,26 +14,26 @@
  * slab's lock-free remote stack.  A thread's exit flushes its cache and
  * abandons its slabs, which the next thread needing that class adopts.
  *
- * The inline fast paths are in api.h; the cache's pop and push, which every
- * path uses, are here.
+ * The inline fast paths are in api.h; the cache's push, which every path
+ * uses, is here, and its pop, shared with the pool tier, in fast.h.
  */
 #ifndef HAKMEM_TINY_H
 #define HAKMEM_TINY_H
 
 #include "internal.h"
 #include "freelist.h"
+#include "fast.h"
 #include "tiny/size_class.h"
 #include "tiny/superslab.h"
 #include "registry.h"
 
 /* The per-thread cache: a singly linked list per class, and how many more
- * blocks it may take before it overflows.  Lives in initial-exec TLS (struct
+ * blocks it may take before it overflows, both in the thread's fast lists
+ * (fast.h: head[cls] and room[cls] of the tiny classes; a push that takes
+ * room to 0 overflows, the list holds cap - room blocks and room is never 0
+ * between calls), and the rest here.  Lives in initial-exec TLS (struct
  * hak_thread, lifecycle.h); all zero for a new thread. */
 struct tiny_cache {
-    void *head[TINY_NUM_CLASSES];
-    /* Blocks the list may still take: a push that takes it to 0 overflows.
-     * The list holds cap - room blocks; room is never 0 between calls. */
-    int32_t room[TINY_NUM_CLASSES];
     uint16_t cap[TINY_NUM_CLASSES];  /* 0 until the class's first refill */
     /* What room[] would sum to had only malloc's and free()'s fast paths
      * (one pop: room + 1; one push: room - 1) changed it: every other change
@@ -138,10 +138,11 @@ HAK_INLINE bool tiny_link_in_heap(const void *next, unsigned cls)
 }
 
 /* Sets room[cls] on a slow path (see room_base). */
-HAK_INLINE void tiny_cache_set_room(struct tiny_cache *c, unsigned cls, int32_t room)
+HAK_INLINE void tiny_cache_set_room(struct hak_fast *f, struct tiny_cache *c, unsigned cls,
+                                    int32_t room)
 {
-    c->room_base += room - c->room[cls];
-    c->room[cls] = room;
+    c->room_base += room - f->room[cls];
+    f->room[cls] = room;
 }
 
 /* Fast pops minus pushes (fast, and free()'s slow path's own pushes) plus
@@ -149,37 +150,21 @@ HAK_INLINE void tiny_cache_set_room(struct tiny_cache *c, unsigned cls, int32_t 
  * its counted ones plus its counted tiny frees plus this (stats.c).  Read
  * by hak_stats_get for live threads: relaxed loads, exact once the thread
  * is quiet. */
-HAK_INLINE int64_t tiny_cache_net(const struct tiny_cache *c)
+HAK_INLINE int64_t tiny_cache_net(const struct hak_fast *f, const struct tiny_cache *c)
 {
     int64_t sum = 0;
     for (unsigned i = 0; i < TINY_NUM_CLASSES; i++)
-        sum += __atomic_load_n(&c->room[i], __ATOMIC_RELAXED);
+        sum += __atomic_load_n(&f->room[i], __ATOMIC_RELAXED);
     return sum - __atomic_load_n(&c->room_base, __ATOMIC_RELAXED);
 }
 
-/* The one pop: hands out b, the head of list cls, whose link decoded to next
- * (already checked). */
-HAK_INLINE void *tiny_cache_take(struct tiny_cache *c, unsigned cls, void *b, void *next)
+/* The one push: p, a block of a slab the cache's heap owns, onto f, the
+ * fast lists of the cache's thread.  (The pop is hak_fast_take.) */
+HAK_INLINE void tiny_cache_push(struct hak_fast *f, struct tiny_cache *c, unsigned cls, void *p)
 {
-    c->head[cls] = next;
-    /* The next pop reads next's two words, and only then knows the head
-     * after it: a chain of loads, one per malloc, that no out-of-order
-     * execution overlaps.  Fetching next's line now overlaps its miss with
-     * whatever the program does until then (a prefetch never faults, so a
-     * corrupted next is still caught by its own pop).  bench_tiny_churn:
-     * +4-6 %. */
-    __builtin_prefetch(next, 1);
-    c->room[cls]++;
-    hak_block_unmark(b);
-    return b;
-}
-
-/* The one push: p, a block of a slab the cache's heap owns. */
-HAK_INLINE void tiny_cache_push(struct tiny_cache *c, unsigned cls, void *p)
-{
-    hak_link_set(p, c->head[cls]);
-    c->head[cls] = p;
-    if (HAK_UNLIKELY(--c->room[cls] == 0))
+    hak_link_set(p, f->head[cls]);
+    f->head[cls] = p;
+    if (HAK_UNLIKELY(--f->room[cls] == 0))
         tiny_cache_overflow(c, cls);
 }
 
