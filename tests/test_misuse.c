@@ -210,6 +210,47 @@ START_TEST(uncarved_pool)
 }
 END_TEST
 
+/* pool: a block in a later unit of a page of several units (45,000-byte
+ * blocks: pages of eight 64 KiB units), freed with all its page's blocks and
+ * given back by malloc_trim: its unit now belongs to no page, and its record
+ * still names the old page's first unit.  A second free of the block must be
+ * refused, before and after pages of another class reuse the units. */
+#define POOL_MULTI_SIZE 45000
+#define POOL_MULTI_BLOCKS 64
+START_TEST(stale_unit_pool)
+{
+    char *p[POOL_MULTI_BLOCKS];
+    for (int i = 0; i < POOL_MULTI_BLOCKS; i++) {
+        p[i] = malloc(POOL_MULTI_SIZE);
+        ck_assert_ptr_nonnull(p[i]);
+    }
+    /* the block furthest into its 512 KiB page: a unit after the first */
+    char *far = p[0];
+    for (int i = 1; i < POOL_MULTI_BLOCKS; i++)
+        if (((uintptr_t)p[i] & (512 * 1024 - 1)) > ((uintptr_t)far & (512 * 1024 - 1)))
+            far = p[i];
+    ck_assert_uint_ge((uintptr_t)far & (512 * 1024 - 1), 64 * 1024);
+    for (int i = 0; i < POOL_MULTI_BLOCKS; i++)
+        free(p[i]);
+    malloc_trim(0);
+
+    g_q = far;
+    expect_abort(do_free, "free", "invalid pointer", NULL, g_q);
+    /* pages of a one-unit class over the same units: 2,304-byte blocks,
+     * none of which starts at far's offset in its unit (0xf000 is no
+     * multiple of 2304), so that far cannot have become a live block */
+    ck_assert_uint_ne(((uintptr_t)far & 0xffff) % 2304, 0);
+    char *q[POOL_MULTI_BLOCKS * 8];
+    for (int i = 0; i < POOL_MULTI_BLOCKS * 8; i++) {
+        q[i] = malloc(2304);
+        ck_assert_ptr_nonnull(q[i]);
+    }
+    expect_abort(do_free, "free", "invalid pointer", NULL, g_q);
+    for (int i = 0; i < POOL_MULTI_BLOCKS * 8; i++)
+        free(q[i]);
+}
+END_TEST
+
 /* A few more interior offsets per tier (still never a block start). */
 START_TEST(interior_more)
 {
@@ -1029,6 +1070,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, interior_more);
     tcase_add_test(tc, slab_record);
     tcase_add_test(tc, uncarved_pool);
+    tcase_add_test(tc, stale_unit_pool);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("double_free");
