@@ -468,8 +468,9 @@ static void heap_check_epoch(struct tiny_cache *c)
     }
 }
 
-void tiny_cache_overflow(struct tiny_cache *c, unsigned cls)
+void tiny_cache_overflow(struct tiny_cache *c, void *p)
 {
+    unsigned cls = tiny_slab_of(p)->cls;
     struct hak_fast *f = fast_of(c);
     if (c->cap[cls] < cache_cap_max[cls]) {
         /* Demand: grow instead of flushing. */

@@ -79,7 +79,10 @@ HAK_HIDDEN void tiny_init(void);
 
 /* Slow paths of malloc and free (the fast paths are inline in api.h). */
 HAK_HIDDEN void *tiny_alloc_refill(struct tiny_cache *c, unsigned cls);
-HAK_HIDDEN void tiny_cache_overflow(struct tiny_cache *c, unsigned cls);
+/* A push of p filled its class's list.  (p, not the class: free's fast
+ * path then keeps no register for the class for this tail call: one
+ * instruction fewer per free.) */
+HAK_HIDDEN void tiny_cache_overflow(struct tiny_cache *c, void *p);
 HAK_HIDDEN void tiny_free_remote(struct tiny_slab *s, void *p);
 /* malloc for a thread whose cache is gone (after its exit). */
 HAK_HIDDEN void *tiny_alloc_orphan(unsigned cls);
@@ -165,7 +168,7 @@ HAK_INLINE void tiny_cache_push(struct hak_fast *f, struct tiny_cache *c, unsign
     hak_link_set(p, f->head[cls]);
     f->head[cls] = p;
     if (HAK_UNLIKELY(--f->room[cls] == 0))
-        tiny_cache_overflow(c, cls);
+        tiny_cache_overflow(c, p);
 }
 
 /* fork() support for the tiny tier's locks. */
