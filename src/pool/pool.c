@@ -46,8 +46,12 @@ static struct pool_class_state {
 } __attribute__((aligned(64))) classes[POOL_NUM_CLASSES];
 
 /* All pool chunks, newest first; chunks are never unmapped (their free units
- * are purged), so the list only grows and is read without the lock. */
-static struct hak_lock chunk_lock = HAK_LOCK_INITIALIZER;
+ * are purged), so the list only grows: it is read and pushed onto without a
+ * lock.  (A chunk lock held around the scan for free units made a deadlock:
+ * a thread interrupted in the scan by a signal whose handler forks holds
+ * it, another thread holding a class lock waits for it, and the fork
+ * handlers wait for that class lock; test_fork signal_threads, one run in
+ * about fifty under ASan.) */
 static struct pool_chunk *_Atomic chunks;
 
 void pool_init(void)
@@ -87,11 +91,14 @@ static struct pool_chunk *chunk_new(void)
     return c;
 }
 
-/* Puts new chunk c on the chunk list (chunk lock held). */
+/* Puts new chunk c, ready, on the chunk list. */
 static void chunk_publish(struct pool_chunk *c)
 {
-    c->next = atomic_load(&chunks);
-    atomic_store_explicit(&chunks, c, memory_order_release);
+    struct pool_chunk *head = atomic_load_explicit(&chunks, memory_order_relaxed);
+    do
+        c->next = head;
+    while (!atomic_compare_exchange_weak_explicit(&chunks, &head, c, memory_order_release,
+                                                  memory_order_relaxed));
 }
 
 /* Claims `units` free units (a power of two, aligned to itself) of chunk c
@@ -129,29 +136,23 @@ static char *unit_addr(struct pool_chunk *c, unsigned i)
  * (the page-run layer) by changing them alone.
  *
  * pages_get tries *arena first and updates *arena to the chunk used; only a
- * miss on the arena takes the chunk lock.
+ * miss on the arena scans the chunk list.
  */
 static struct pool_page *pages_get(unsigned units, struct pool_chunk **arena)
 {
     struct pool_chunk *c = arena ? *arena : NULL;
     int i = c ? units_claim(c, units) : -1;
     if (i < 0) {
-        hak_lock(&chunk_lock);
         for (c = atomic_load_explicit(&chunks, memory_order_acquire); c; c = c->next)
             if ((i = units_claim(c, units)) >= 0)
                 break;
-        hak_unlock(&chunk_lock);
         if (!c) {
-            /* Mapped without the chunk lock: a thread that a signal
-             * interrupts in mmap(), and whose handler forks, must not hold
-             * a lock that other threads wait for while holding a class lock
-             * the fork handlers need (a deadlock test_fork found). */
+            /* Two threads that both find no free units both map a chunk:
+             * the second is used later. */
             if (!(c = chunk_new()))
                 return NULL;
             i = units_claim(c, units);
-            hak_lock(&chunk_lock);
             chunk_publish(c);
-            hak_unlock(&chunk_lock);
         }
         if (i < 0)
             return NULL;
@@ -540,19 +541,16 @@ void pool_fork_prepare(void)
 {
     for (unsigned i = 0; i < POOL_NUM_CLASSES; i++)
         hak_lock(&classes[i].lock);
-    hak_lock(&chunk_lock);
 }
 
 void pool_fork_parent(void)
 {
-    hak_unlock(&chunk_lock);
     for (unsigned i = 0; i < POOL_NUM_CLASSES; i++)
         hak_unlock(&classes[i].lock);
 }
 
 void pool_fork_child(void)
 {
-    hak_lock_init(&chunk_lock);
     for (unsigned i = 0; i < POOL_NUM_CLASSES; i++)
         hak_lock_init(&classes[i].lock);
 }

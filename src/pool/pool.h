@@ -11,7 +11,7 @@
  * the purge delay (purge.h).  With Pool TLS (pool_tls.c, pool_fast.h) each
  * thread also keeps per-class caches in front of those lists, which trade
  * whole lists with a per-class transfer cache, and an arena chunk from which
- * it takes pages without the chunk lock.
+ * it takes pages before looking at any other chunk.
  */
 #ifndef HAKMEM_POOL_H
 #define HAKMEM_POOL_H

@@ -2,8 +2,8 @@
  * pool_tls.c - the pool tier's per-thread caches and arenas, off the inline
  * fast paths of pool_fast.h: the refill and overflow steps that move whole
  * lists between a thread's cache and the shared side (see pool_tls.h), the
- * full link check, and thread exit.  New pages are carved from the thread's
- * arena chunk without the chunk lock.
+ * full link check, and thread exit.  New pages come from the thread's arena
+ * chunk before any other.
  */
 #include "pool/pool_tls.h"
 #include "pool/pool_fast.h"
