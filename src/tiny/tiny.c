@@ -731,8 +731,13 @@ size_t tiny_purge(uint64_t now_ms, uint64_t age_ms, bool all)
         struct hak_thread *t = &hak_thread;
         if (t->state == HAK_THREAD_ACTIVE && t->tiny.heap)
             heap_check_epoch(&t->tiny);
-        /* Abandoned slabs whose blocks all came back are released. */
+        /* Abandoned slabs whose blocks all came back are released, after
+         * their list's lock is let go: releasing takes the slab manager's
+         * lock, and a thread interrupted inside the manager by a signal
+         * whose handler forks would have the fork handlers wait for this
+         * list's lock while we wait for the manager's. */
         for (unsigned cls = 0; cls < TINY_NUM_CLASSES; cls++) {
+            struct tiny_slab *empty = NULL;
             hak_lock(&abandoned[cls].lock);
             struct tiny_slab **link = &abandoned[cls].head;
             while (*link) {
@@ -740,12 +745,19 @@ size_t tiny_purge(uint64_t now_ms, uint64_t age_ms, bool all)
                 slab_collect_remote(s);
                 if (s->used == 0) {
                     *link = s->next;
-                    slab_release_empty(s);
+                    s->next = empty;
+                    empty = s;
                 } else {
                     link = &s->next;
                 }
             }
             hak_unlock(&abandoned[cls].lock);
+            while (empty) {
+                struct tiny_slab *s = empty;
+                empty = s->next;
+                s->next = NULL;
+                slab_release_empty(s);
+            }
         }
     }
     return tiny_superslab_purge(now_ms, age_ms, all);
