@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include "lock.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/single_threaded.h>
@@ -24,6 +25,15 @@ static struct hak_lock init_lock = HAK_LOCK_INITIALIZER;
 static pthread_key_t exit_key;
 static bool exit_key_ok; /* written once, before hooks_state becomes 2 */
 static _Atomic int hooks_state; /* 0: none, 1: being registered, 2: registered */
+/* The process that set hooks_state to 1 (see hooks_wait), and which hooks
+ * it has registered so far (a child of a fork() made meanwhile registers
+ * the rest). */
+static _Atomic pid_t hooks_pid;
+static _Atomic bool exit_key_made, atfork_made;
+/* This thread is registering the hooks: its own allocations (those of
+ * pthread_key_create and pthread_atfork, in an LD_PRELOAD process) must not
+ * wait for them. */
+static __thread bool hooks_registering __attribute__((tls_model("initial-exec")));
 
 /* The ACTIVE threads (struct hak_thread in their TLS, valid until they
  * leave the list in thread_exit). */
@@ -224,19 +234,56 @@ void hak_adopt_orphans(void)
 static void register_hooks(void)
 {
     int expected = 0;
+    atomic_store(&hooks_pid, getpid()); /* the same in every thread of a process */
     if (!atomic_compare_exchange_strong(&hooks_state, &expected, 1))
         return;
-    exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
-    if (!exit_key_ok)
-        hak_warn("pthread_key_create failed: no per-thread caches");
-    if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0)
-        hak_warn("pthread_atfork failed: fork() in a threaded program may hang");
-    if (hak_opt.stats) {
+    hooks_registering = true;
+    if (!atomic_load(&exit_key_made)) {
+        exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
+        if (!exit_key_ok)
+            hak_warn("pthread_key_create failed: no per-thread caches");
+        atomic_store(&exit_key_made, true);
+    }
+    if (!atomic_load(&atfork_made)) {
+        if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0)
+            hak_warn("pthread_atfork failed: fork() in a threaded program may hang");
+        atomic_store(&atfork_made, true);
+    }
+    if (hak_opt.stats && stats_fd < 0) {
         stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
         if (stats_fd >= 0)
             atexit(print_stats_at_exit);
     }
+    hooks_registering = false;
     atomic_store(&hooks_state, 2);
+}
+
+/*
+ * Waits until the hooks are registered before a thread takes caches of its
+ * own.  Meanwhile it would allocate through the shared orphan cache, under
+ * its lock, with no fork handlers in place yet: a fork() in another thread
+ * (a program forking while its threads make their first allocations) left
+ * that lock held in the child, whose first allocation then waited forever
+ * (test_faults fork_under_load, about one run in ten under ASan).  In a
+ * child of a fork() made while another thread was registering them, that
+ * thread does not exist: this one registers what is missing.  (The
+ * registering thread's own allocations do not wait.)
+ */
+static void hooks_wait(void)
+{
+    for (;;) {
+        int s = atomic_load(&hooks_state);
+        if (s == 2 || hooks_registering)
+            return;
+        if (s == 0) {
+            register_hooks();
+        } else if (atomic_load(&hooks_pid) != getpid()) {
+            int one = 1; /* registering in the parent, which this is not */
+            atomic_compare_exchange_strong(&hooks_state, &one, 0);
+        } else {
+            sched_yield();
+        }
+    }
 }
 
 bool hak_init_slow(void)
@@ -264,8 +311,11 @@ bool hak_init_slow(void)
 void hak_thread_activate(void)
 {
     struct hak_thread *t = &hak_thread;
-    if (t->state != HAK_THREAD_NEW || atomic_load(&hooks_state) != 2)
+    if (t->state != HAK_THREAD_NEW)
         return;
+    hooks_wait();
+    if (atomic_load(&hooks_state) != 2)
+        return; /* the thread registering them: it activates later */
     if (!exit_key_ok) {
         t->state = HAK_THREAD_DEAD; /* nothing would give caches back */
         return;
