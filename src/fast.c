@@ -34,9 +34,16 @@ _Static_assert(HAK_POOL_MAX / HAK_ALIGN == 3328, "hak_fast_class_of_index lists 
 bool hak_fast_class_check(void)
 {
     for (size_t size = 0; size <= HAK_POOL_MAX; size++) {
-        unsigned want = size <= HAK_TINY_MAX ? tiny_class_of(size)
-                                             : HAK_FAST_POOL + pool_class_of(size);
-        if (hak_fast_class_of(size) != want)
+        unsigned cls = hak_fast_class_of(size), want = 0;
+        if (size <= HAK_TINY_MAX) {
+            while (tiny_class_size[want] < size)
+                want++;
+        } else {
+            while (pool_class_size[want] < size)
+                want++;
+            want += HAK_FAST_POOL;
+        }
+        if (cls != want)
             return false;
     }
     return true;

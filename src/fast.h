@@ -33,17 +33,30 @@ struct hak_fast {
 };
 
 /* hak_fast_class_of_index[(size + 15) / 16] is the fast class of `size`
- * (<= HAK_POOL_MAX).  A constant, as tiny_class_of_index is: malloc reads it
+ * (<= HAK_POOL_MAX).  A constant, built by macros (fast.c): malloc reads it
  * before any initialization. */
 extern HAK_HIDDEN const uint8_t hak_fast_class_of_index[HAK_POOL_MAX / HAK_ALIGN + 1];
 
-/* Whether hak_fast_class_of_index agrees with tiny_class_of and
- * pool_class_of (checked at init by --enable-debug builds). */
+/* Whether hak_fast_class_of_index names, for every size, the smallest class
+ * of its tier that holds it (tiny_class_size, pool_class_size): checked at
+ * init by --enable-debug builds, which .ci/sanitize runs. */
 HAK_HIDDEN bool hak_fast_class_check(void);
 
 HAK_INLINE unsigned hak_fast_class_of(size_t size)
 {
     return hak_fast_class_of_index[(size + HAK_ALIGN - 1) / HAK_ALIGN];
+}
+
+/* The tiny class of `size` (<= HAK_TINY_MAX). */
+HAK_INLINE unsigned tiny_class_of(size_t size)
+{
+    return hak_fast_class_of(size);
+}
+
+/* The pool class of `size` (HAK_TINY_MAX < size <= HAK_POOL_MAX). */
+HAK_INLINE unsigned pool_class_of(size_t size)
+{
+    return hak_fast_class_of(size) - HAK_FAST_POOL;
 }
 
 /* The one pop, for both tiers: hands out b, the head of list cls, whose link

@@ -4,6 +4,7 @@
  * its class's lock.  Without Pool TLS every pool malloc and free comes here.
  */
 #include "pool/pool.h"
+#include "fast.h"
 #ifdef HAKMEM_POOL_TLS
 #include "pool/pool_tls.h"
 #endif

@@ -14,37 +14,11 @@ const uint32_t pool_class_size[POOL_NUM_CLASSES] = {
 };
 
 /* Grain g holds sizes g * GRAIN + 1 .. (g + 1) * GRAIN, all of one class. */
-#define G(g) (uint8_t)POOL_CLASS_OF_N(((size_t)(g) + 1) * POOL_CLASS_GRAIN - 1),
-#define G4(g) G(g) G((g) + 1) G((g) + 2) G((g) + 3)
-#define G16(g) G4(g) G4((g) + 4) G4((g) + 8) G4((g) + 12)
-const uint8_t pool_class_of_grain[HAK_POOL_MAX / POOL_CLASS_GRAIN] = {
-    /* grains 0 .. 3 (sizes up to HAK_TINY_MAX) are never looked up */
-    0, 0, 0, 0, G4(4) G4(8) G4(12) G16(16) G16(32) G16(48) G16(64) G16(80) G16(96) G16(112)
-    G16(128) G16(144) G16(160) G16(176) G16(192)
-};
-#undef G16
-#undef G4
-#undef G
-_Static_assert(HAK_POOL_MAX / POOL_CLASS_GRAIN == 208, "pool_class_of_grain lists 208 grains");
-
 uint8_t pool_class_units[POOL_NUM_CLASSES];
 uint8_t pool_class_batch_max[POOL_NUM_CLASSES];
 
 void pool_size_class_init(void)
 {
-#ifdef HAKMEM_DEBUG
-    /* pool_class_of must name the smallest class that holds each size:
-     * class sizes are multiples of the grain, so checking both ends of
-     * every grain checks every size.  (Debug builds: the table is constant,
-     * so one check per build is enough; .ci/sanitize builds with debug.) */
-    for (size_t g = HAK_TINY_MAX; g < HAK_POOL_MAX; g += POOL_CLASS_GRAIN)
-        for (size_t s = g + 1; s <= g + POOL_CLASS_GRAIN; s += POOL_CLASS_GRAIN - 1) {
-            unsigned c = pool_class_of(s);
-            HAK_DEBUG_CHECK(c < POOL_NUM_CLASSES && pool_class_size[c] >= s &&
-                                (c == 0 || pool_class_size[c - 1] < s),
-                            "pool: class of %zu bytes is %u", s, c);
-        }
-#endif
     for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++) {
         unsigned units = 1;
         for (; units < POOL_MAX_PAGE_UNITS; units *= 2) {

@@ -58,15 +58,6 @@ _Static_assert(POOL_CLASS_GRAIN << POOL_CLASS_SPLIT_SHIFT == 1 << POOL_SPLIT_FRO
                (unsigned)(((n) >> (POOL_LOG2(n) - POOL_CLASS_SPLIT_SHIFT)) -                   \
                           (1u << POOL_CLASS_SPLIT_SHIFT)))
 
-/* pool_class_of_grain[(size - 1) / POOL_CLASS_GRAIN] is the class of size:
- * a constant table (pool_class.c), which a thread may read while another
- * initializes.  Debug builds check it against pool_class_size at init. */
-extern HAK_HIDDEN const uint8_t pool_class_of_grain[HAK_POOL_MAX / POOL_CLASS_GRAIN];
-
-/* The class of `size` (HAK_TINY_MAX < size <= HAK_POOL_MAX). */
-HAK_INLINE unsigned pool_class_of(size_t size)
-{
-    return pool_class_of_grain[(size - 1) / POOL_CLASS_GRAIN];
-}
+/* The class of a size: pool_class_of, fast.h (one table for both tiers). */
 
 #endif

@@ -15,16 +15,6 @@
 #define TINY_NUM_CLASSES 20
 
 extern HAK_HIDDEN const uint16_t tiny_class_size[TINY_NUM_CLASSES];
-/* tiny_class_of_index[(size + 15) / 16] is the class of `size` (<= HAK_TINY_MAX). */
-extern HAK_HIDDEN const uint8_t tiny_class_of_index[HAK_TINY_MAX / HAK_ALIGN + 1];
-
-/* Whether tiny_class_of_index agrees with tiny_class_size (checked at init
- * by --enable-debug builds, which .ci/sanitize runs). */
-HAK_HIDDEN bool tiny_size_class_check(void);
-
-HAK_INLINE unsigned tiny_class_of(size_t size)
-{
-    return tiny_class_of_index[(size + HAK_ALIGN - 1) / HAK_ALIGN];
-}
+/* The class of a size: tiny_class_of, fast.h (one table for both tiers). */
 
 #endif

@@ -74,7 +74,6 @@ static unsigned clamp_blocks(unsigned bytes, unsigned size)
 
 void tiny_init(void)
 {
-    HAK_DEBUG_CHECK(tiny_size_class_check(), "tiny_class_of_index disagrees with the classes");
     HAK_DEBUG_CHECK(hak_fast_class_check(), "hak_fast_class_of_index disagrees with the classes");
     for (unsigned i = 0; i < TINY_NUM_CLASSES; i++) {
         cache_cap_init[i] = (uint16_t)clamp_blocks(TINY_CACHE_INIT_BYTES, tiny_class_size[i]);
