@@ -490,20 +490,30 @@ static void exact_delta(const struct hak_stats *a, const struct hak_stats *b, ui
     exact_tier_delta(HAK_TIER_TINY, a, b, allocs, frees, what);
 }
 
+/* Another thread's frees of the even-numbered blocks, between two snapshots
+ * of the statistics (st). */
+struct exact_remote {
+    void **blocks;
+    int n;
+    size_t warm; /* a size of the tier, for the thread's own first block */
+    struct hak_stats st[2];
+};
+
 static void *exact_remote_thread(void *arg)
 {
-    struct hak_stats *st = arg;
-    free(malloc(16)); /* a thread with a cache of its own: its counters */
-    hak_stats_get(&st[0]);
-    for (int i = 0; i < EXACT_BLOCKS; i += 2)
-        free(g_exact[i]);
-    hak_stats_get(&st[1]);
+    struct exact_remote *r = arg;
+    free(malloc(r->warm)); /* a thread with a cache of its own: its counters */
+    hak_stats_get(&r->st[0]);
+    for (int i = 0; i < r->n; i += 2)
+        free(r->blocks[i]);
+    hak_stats_get(&r->st[1]);
     return NULL;
 }
 
 START_TEST(test_tiny_counters_exact)
 {
-    struct hak_stats a, b, st[2];
+    struct hak_stats a, b;
+    struct exact_remote r = {.blocks = g_exact, .n = EXACT_BLOCKS, .warm = 16};
     int nulls = 0;
     hak_stats_get(&a);
     for (int round = 0; round < 3; round++) {
@@ -528,11 +538,11 @@ START_TEST(test_tiny_counters_exact)
      * was between its snapshots (2 allocations too many, now and then, where
      * the new thread got a core first). */
     pthread_t th;
-    int rc = pthread_create(&th, NULL, exact_remote_thread, st);
+    int rc = pthread_create(&th, NULL, exact_remote_thread, &r);
     if (rc == 0)
         pthread_join(th, NULL);
     ck_assert_int_eq(rc, 0);
-    exact_delta(&st[0], &st[1], 0, EXACT_BLOCKS / 2, "remote frees");
+    exact_delta(&r.st[0], &r.st[1], 0, EXACT_BLOCKS / 2, "remote frees");
 
     hak_stats_get(&a);
     for (int i = 1; i < EXACT_BLOCKS; i += 2)
@@ -552,20 +562,10 @@ END_TEST
 #define EXACT_POOL_BLOCKS 2000
 static void *g_exact_pool[EXACT_POOL_BLOCKS];
 
-static void *exact_pool_remote_thread(void *arg)
-{
-    struct hak_stats *st = arg;
-    free(malloc(2000)); /* a thread with a cache of its own: its counters */
-    hak_stats_get(&st[0]);
-    for (int i = 0; i < EXACT_POOL_BLOCKS; i += 2)
-        free(g_exact_pool[i]);
-    hak_stats_get(&st[1]);
-    return NULL;
-}
-
 START_TEST(test_pool_counters_exact)
 {
-    struct hak_stats a, b, st[2];
+    struct hak_stats a, b;
+    struct exact_remote r = {.blocks = g_exact_pool, .n = EXACT_POOL_BLOCKS, .warm = 2000};
     int nulls = 0;
     hak_stats_get(&a);
     for (int round = 0; round < 3; round++) {
@@ -588,11 +588,11 @@ START_TEST(test_pool_counters_exact)
                      "pool, one thread");
 
     pthread_t th;
-    int rc = pthread_create(&th, NULL, exact_pool_remote_thread, st);
+    int rc = pthread_create(&th, NULL, exact_remote_thread, &r);
     if (rc == 0)
         pthread_join(th, NULL);
     ck_assert_int_eq(rc, 0);
-    exact_tier_delta(HAK_TIER_POOL, &st[0], &st[1], 0, EXACT_POOL_BLOCKS / 2,
+    exact_tier_delta(HAK_TIER_POOL, &r.st[0], &r.st[1], 0, EXACT_POOL_BLOCKS / 2,
                      "pool, another thread's frees");
 
     hak_stats_get(&a);
