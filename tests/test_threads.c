@@ -552,6 +552,87 @@ START_TEST(test_tiny_counters_exact)
 }
 END_TEST
 
+/* --------------------------------- a full tiny cache returning in part */
+
+/* Frees of one tiny class beyond what a thread's cache and its transfer
+ * stack hold (for 1 KiB blocks, about 1,200) go back to their slabs a few at
+ * a time, the newest, while the older blocks stay cached
+ * (tiny_cache_overflow).  Two classes interleaved, every third block kept
+ * live: the counts stay exact, the kept blocks intact, and the blocks handed
+ * out again are distinct and overlap no live block. */
+#define PART_BLOCKS 12000
+static void *g_part[PART_BLOCKS];
+static int g_part_order[PART_BLOCKS];
+
+static size_t part_size(int i)
+{
+    return i & 1 ? 1000 : 880; /* classes 1024 and 896 */
+}
+
+static int cmp_part_addr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)g_part[*(const int *)a], y = (uintptr_t)g_part[*(const int *)b];
+    return x < y ? -1 : x > y;
+}
+
+/* Block i holds byte (i * 7 + round) & 0xff from end to end. */
+static int part_intact(int i, int round)
+{
+    const unsigned char *c = g_part[i];
+    unsigned char want = (unsigned char)(i * 7 + round);
+    for (size_t k = 0; k < part_size(i); k++)
+        if (c[k] != want)
+            return 0;
+    return 1;
+}
+
+START_TEST(test_tiny_return_in_part)
+{
+    struct hak_stats a, b;
+    int nulls = 0, freed = 0;
+    hak_stats_get(&a);
+    for (int i = 0; i < PART_BLOCKS; i++) {
+        g_part[i] = malloc(part_size(i));
+        nulls += g_part[i] == NULL;
+        if (g_part[i])
+            memset(g_part[i], (i * 7) & 0xff, part_size(i));
+    }
+    REQUIRE(nulls == 0, "%d allocations returned NULL", nulls);
+    for (int i = 0; i < PART_BLOCKS; i++)
+        if (i % 3) {
+            free(g_part[i]);
+            freed++;
+        }
+    for (int i = 0; i < PART_BLOCKS; i++)
+        if (i % 3) {
+            g_part[i] = malloc(part_size(i));
+            nulls += g_part[i] == NULL;
+            if (g_part[i])
+                memset(g_part[i], (i * 7 + 1) & 0xff, part_size(i));
+        }
+    hak_stats_get(&b);
+    REQUIRE(nulls == 0, "%d allocations returned NULL", nulls);
+    exact_delta(&a, &b, (uint64_t)(PART_BLOCKS + freed), (uint64_t)freed, "returns in part");
+
+    int bad = -1;
+    for (int i = 0; i < PART_BLOCKS && bad < 0; i++)
+        if (!part_intact(i, i % 3 != 0))
+            bad = i;
+    REQUIRE(bad < 0, "block %d changed while live", bad);
+    for (int i = 0; i < PART_BLOCKS; i++)
+        g_part_order[i] = i;
+    qsort(g_part_order, PART_BLOCKS, sizeof g_part_order[0], cmp_part_addr);
+    for (int k = 1; k < PART_BLOCKS && bad < 0; k++) {
+        int lo = g_part_order[k - 1];
+        if ((uintptr_t)g_part[lo] + part_size(lo) > (uintptr_t)g_part[g_part_order[k]])
+            bad = lo;
+    }
+    REQUIRE(bad < 0, "block %d overlaps the next one up", bad);
+    for (int i = 0; i < PART_BLOCKS; i++)
+        free(g_part[i]);
+}
+END_TEST
+
 /* ------------------------------------------------ exact pool counters */
 
 /* With Pool TLS the pool tier counts nothing on malloc's fast path either
@@ -689,6 +770,7 @@ static Suite *threads_suite(void)
     tcase_add_test(tc, test_remote_free_after_owner_death);
     tcase_add_test(tc, test_short_lived_threads_bounded);
     tcase_add_test(tc, test_tiny_counters_exact);
+    tcase_add_test(tc, test_tiny_return_in_part);
     tcase_add_test(tc, test_pool_counters_exact);
     tcase_add_test(tc, test_remote_stacks_exact);
     suite_add_tcase(s, tc);

@@ -63,6 +63,9 @@ static _Atomic unsigned trim_epoch;
 static uint16_t cache_cap_init[TINY_NUM_CLASSES], cache_cap_max[TINY_NUM_CLASSES];
 /* Lists a heap's transfer stack holds per class: about TINY_XFER_BYTES. */
 #define TINY_XFER_BYTES 1048576u
+/* Blocks a full cache returns to their slabs when its transfer stack is full
+ * too (tiny_cache_overflow): few enough that they are the ones freed last. */
+#define TINY_RETURN_BLOCKS 32u
 static uint8_t xfer_max[TINY_NUM_CLASSES];
 
 static unsigned clamp_blocks(unsigned bytes, unsigned size)
@@ -403,10 +406,11 @@ static void *walk_next(void *b, unsigned cls)
     return next;
 }
 
-/* Returns `list`, n blocks of class cls from c's lists, to their slabs, run
- * by run: each run of blocks of one slab is spliced onto that slab's free
- * list with one link write.  Walks, and so checks, every link. */
-static void cache_return(struct tiny_cache *c, unsigned cls, void *list, uint32_t n)
+/* Returns the first n blocks of `list` (class cls, from c's lists) to their
+ * slabs, run by run: each run of blocks of one slab is spliced onto that
+ * slab's free list with one link write.  Walks, and so checks, every link
+ * it follows; returns the rest of the list (NULL when n was its length). */
+static void *cache_return_some(struct tiny_cache *c, unsigned cls, void *list, uint32_t n)
 {
     struct tiny_heap *h = c->heap;
     void *b = list;
@@ -426,8 +430,15 @@ static void cache_return(struct tiny_cache *c, unsigned cls, void *list, uint32_
         } while (--left && b && tiny_slab_of(b) == s);
         slab_put_run(h, s, first, last, run);
     }
-    if (HAK_UNLIKELY(b))
-        corrupt(b); /* the list is longer than its count */
+    return b;
+}
+
+/* Returns the whole of `list`, n blocks, to their slabs. */
+static void cache_return(struct tiny_cache *c, unsigned cls, void *list, uint32_t n)
+{
+    void *rest = cache_return_some(c, cls, list, n);
+    if (HAK_UNLIKELY(rest))
+        corrupt(rest); /* the list is longer than its count */
 }
 
 /* The oldest list of c's transfer stack for cls goes back to the slabs. */
@@ -480,22 +491,27 @@ void tiny_cache_overflow(struct tiny_cache *c, void *p)
         c->cap[cls] = (uint16_t)cap;
         return;
     }
-    /* Full: the whole list goes onto the transfer stack.  If that is full
-     * the list goes back to the slabs instead: a walk that reads every
-     * block, done while the blocks just freed are still in the CPU's caches
-     * (returning the oldest list instead missed on almost every block:
-     * cache_return was 22% of bench_fragmentation).  The stack's own lists
-     * go back once set aside for the purge delay (heap_age). */
+    /* Full: the whole list goes onto the transfer stack, and its lists go
+     * back to the slabs once set aside for the purge delay (heap_age).  If
+     * the stack is full, the newest TINY_RETURN_BLOCKS blocks of the list go
+     * back to their slabs instead, and the rest stays: a return reads every
+     * block it returns, and only the newest are still in the CPU's caches
+     * and TLB when frees of many classes interleave.  (Returning the oldest
+     * list missed on almost every block, 22% of bench_fragmentation; the
+     * whole current list, older blocks included, missed on most: 15%.) */
     struct tiny_xfer *x = &c->heap->xfer[cls];
     if (x->count == xfer_max[cls]) {
-        cache_return(c, cls, f->head[cls], cache_count(c, cls));
+        uint32_t n = cache_count(c, cls);
+        uint32_t k = n < TINY_RETURN_BLOCKS ? n : TINY_RETURN_BLOCKS;
+        f->head[cls] = cache_return_some(c, cls, f->head[cls], k);
+        tiny_cache_set_room(f, c, cls, f->room[cls] + (int32_t)k);
     } else {
         x->list[x->count] = f->head[cls];
         x->since_ms[x->count] = hak_clock_ms();
         x->n[x->count++] = (uint16_t)cache_count(c, cls);
+        f->head[cls] = NULL;
+        tiny_cache_set_room(f, c, cls, c->cap[cls]);
     }
-    f->head[cls] = NULL;
-    tiny_cache_set_room(f, c, cls, c->cap[cls]);
     heap_check_epoch(c);
 }
 
