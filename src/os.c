@@ -90,6 +90,18 @@ void hak_os_purge(void *p, size_t size)
     errno = saved;
 }
 
+void hak_os_populate(void *p, size_t size)
+{
+#ifdef MADV_POPULATE_WRITE
+    int saved = errno;
+    madvise(p, size, MADV_POPULATE_WRITE);
+    errno = saved;
+#else
+    (void)p;
+    (void)size;
+#endif
+}
+
 void hak_os_no_huge_pages(void *p, size_t size)
 {
 #ifdef MADV_NOHUGEPAGE

@@ -18,6 +18,11 @@ HAK_HIDDEN void *hak_os_map(size_t size);
 HAK_HIDDEN void hak_os_unmap(void *p, size_t size);
 /* Gives the pages back to the kernel; the range stays mapped and reads zero. */
 HAK_HIDDEN void hak_os_purge(void *p, size_t size);
+/* Backs [p, p + size) with memory now, in one call, for a range about to be
+ * written end to end: one kernel entry instead of a page fault per page
+ * (MADV_POPULATE_WRITE, Linux 5.14).  A hint: on an older kernel, or when
+ * memory is short, the pages fault in as they are touched instead. */
+HAK_HIDDEN void hak_os_populate(void *p, size_t size);
 /* Keeps transparent huge pages off [p, p + size): for mappings whose pages
  * may stay partly untouched, which a huge page would make wholly resident. */
 HAK_HIDDEN void hak_os_no_huge_pages(void *p, size_t size);

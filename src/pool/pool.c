@@ -44,7 +44,12 @@ static struct pool_class_state {
      * last list was taken); lists idle for the purge delay go back to their
      * pages, so that their pages can empty. */
     uint64_t xfer_idle_since;
+    uint32_t pages; /* pages in use: partial or full */
 } __attribute__((aligned(64))) classes[POOL_NUM_CLASSES];
+
+/* Pages in use past which a class's new pages are backed at once
+ * (pool_central_take). */
+#define POOL_DENSE_PAGES 16u
 
 /* All pool chunks, newest first; chunks are never unmapped (their free units
  * are purged), so the list only grows: it is read and pushed onto without a
@@ -289,19 +294,22 @@ static void partial_push(struct pool_class_state *cs, struct pool_page *pg)
 }
 
 /* A page for class cls to take blocks from: the most recently emptied one
- * (its memory is likely still cached and mapped), else a new one. */
+ * (its memory is likely still cached and mapped), else a new one (*fresh). */
 static struct pool_page *page_acquire(struct pool_class_state *cs, unsigned cls,
-                                      struct pool_chunk **arena)
+                                      struct pool_chunk **arena, bool *fresh)
 {
     struct pool_page *pg = cs->empty;
+    *fresh = !pg;
     if (pg) {
         list_remove(&cs->empty, pg);
         page_set_class(pg, cls);
     } else {
         pg = page_new(cls, arena);
     }
-    if (pg)
+    if (pg) {
         partial_push(cs, pg);
+        cs->pages++;
+    }
     return pg;
 }
 
@@ -367,13 +375,19 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list, struct pool
         hak_unlock(&cs->lock);
         return got;
     }
-    bool carved = false, acquired = false;
+    bool carved = false, acquired = false, fresh;
+    char *back = NULL; /* a new page's first unit, to back (below) */
+    size_t back_len = 0;
     while (got < want) {
         struct pool_page *pg = cs->partial;
         if (!pg) {
             acquired = true;
-            if (!(pg = page_acquire(cs, cls, arena)))
+            if (!(pg = page_acquire(cs, cls, arena, &fresh)))
                 break;
+            if (fresh && cs->pages > POOL_DENSE_PAGES && pg->stride <= HAK_PAGE_SIZE) {
+                back = page_start(pg);
+                back_len = POOL_UNIT_SIZE - ((uintptr_t)back & (POOL_UNIT_SIZE - 1));
+            }
         }
         while (got < want && pg->free) {
             void *b = page_pop(pg);
@@ -393,6 +407,16 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list, struct pool
         }
     }
     hak_unlock(&cs->lock);
+    /* A class with more than POOL_DENSE_PAGES pages in use is carved in
+     * bulk: the first unit of its new page (all of a one-unit page) is
+     * backed at once, after the lock, one call instead of a page fault per
+     * 4 KiB as blocks are carved; at most a unit per class resident ahead of
+     * use, a sixteenth of what the class holds.  Only for blocks of a page or
+     * less, whose carving touches every page anyway: a program may leave
+     * most pages of a bigger block untouched (bench_random_mixed 32768 has
+     * 50 MiB resident of 64 MiB allocated).  bench_fragmentation +4 %. */
+    if (back)
+        hak_os_populate(back, back_len);
     if (acquired)
         hak_purge_tick();
     return got;
@@ -418,6 +442,7 @@ static bool page_put(struct pool_class_state *cs, struct pool_page *pg, void *b)
         atomic_store_explicit(&pg->state, POOL_PAGE_EMPTY, memory_order_relaxed);
         page_set_class(pg, POOL_NO_CLASS);
         list_push(&cs->empty, pg);
+        cs->pages--;
         return true;
     }
     return false;
@@ -531,8 +556,12 @@ size_t pool_purge(uint64_t now_ms, uint64_t age_ms, bool all)
             next = pg->next;
             bytes += empty_page_purge(&cs->empty, pg, now_ms, age_ms, all);
         }
-        if (cs->partial && !cs->partial->used)
-            bytes += empty_page_purge(&cs->partial, cs->partial, now_ms, age_ms, all);
+        struct pool_page *lone = cs->partial;
+        if (lone && !lone->used) {
+            bytes += empty_page_purge(&cs->partial, lone, now_ms, age_ms, all);
+            if (cs->partial != lone)
+                cs->pages--; /* released */
+        }
         hak_unlock(&cs->lock);
     }
     return bytes;

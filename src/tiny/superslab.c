@@ -116,7 +116,7 @@ static struct superslab *superslab_pick(unsigned cls, unsigned *slot)
     return ss;
 }
 
-struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner)
+struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner, bool dense)
 {
     hak_purge_tick();
     hak_lock(&ss_lock);
@@ -133,7 +133,8 @@ struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner)
         list_push(fresh);
         ss = superslab_pick(cls, &i);
     }
-    if (ss->dirty_mask & (1u << i))
+    bool resident = ss->dirty_mask & (1u << i);
+    if (resident)
         ss_dirty_free--;
     ss->free_mask &= ~(1u << i);
     ss->dirty_mask &= ~(1u << i);
@@ -142,6 +143,8 @@ struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner)
     hak_unlock(&ss_lock);
 
     struct tiny_slab *s = tiny_slab_at(ss, i);
+    if (dense && !resident)
+        hak_os_populate((char *)ss + ((size_t)i << TINY_SLAB_SHIFT), TINY_SLAB_SIZE);
     s->stride = tiny_class_size[cls];
     s->neg_first = tiny_slab_neg_first(ss, i, s->stride);
     s->block_magic = hak_block_magic(s->stride);

@@ -185,8 +185,11 @@ HAK_INLINE char *tiny_slab_start(const struct tiny_slab *s)
 }
 
 /* Takes a free slab from the manager and formats it for class `cls`, owned by
- * `owner`.  Returns NULL when out of memory. */
-HAK_HIDDEN struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner);
+ * `owner`.  `dense`: the owner has used up a slab of the class already and
+ * will likely carve this one whole, so a slab with no resident pages is
+ * backed at once (hak_os_populate) rather than a page fault at a time.
+ * Returns NULL when out of memory. */
+HAK_HIDDEN struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner, bool dense);
 /* Gives an empty slab (used == 0, nothing remote) back to the manager, which
  * purges it once it has been free for the purge delay. */
 HAK_HIDDEN void tiny_slab_release(struct tiny_slab *s);

@@ -48,14 +48,16 @@ struct tiny_cache {
 
 struct tiny_slab_list {
     struct tiny_slab *head, *tail;
+    uint32_t n; /* slabs on the list */
 };
 
 /* Whole cache lists set aside when the cache overflowed, newest last: an
- * empty cache takes the newest back in one move.  A list that finds the
- * stack full goes back to the slabs (a walk) at once, while its blocks are
- * still in the CPU's caches; lists on the stack go back once set aside for
- * the purge delay (so that their slabs can empty and be purged).  As
- * tcmalloc's transfer batches, lists move whole, never block by block. */
+ * empty cache takes the newest back in one move.  When the stack is full,
+ * an overflowing cache gives its newest blocks back to their slabs (a walk,
+ * while they are still in the CPU's caches) and keeps the rest; lists on
+ * the stack go back once set aside for the purge delay (so that their slabs
+ * can empty and be purged).  As tcmalloc's transfer batches, lists move
+ * whole, never block by block. */
 #define TINY_XFER_LISTS 16
 struct tiny_xfer {
     void *list[TINY_XFER_LISTS];
