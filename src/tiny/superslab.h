@@ -185,8 +185,8 @@ HAK_INLINE char *tiny_slab_start(const struct tiny_slab *s)
 }
 
 /* Takes a free slab from the manager and formats it for class `cls`, owned by
- * `owner`.  `dense`: the owner has used up a slab of the class already and
- * will likely carve this one whole, so a slab with no resident pages is
+ * `owner`.  `dense`: the owner has used up many slabs of the class already
+ * and will likely carve this one whole, so a slab with no resident pages is
  * backed at once (hak_os_populate) rather than a page fault at a time.
  * Returns NULL when out of memory. */
 HAK_HIDDEN struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner, bool dense);
