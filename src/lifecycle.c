@@ -308,6 +308,22 @@ bool hak_init_slow(void)
     return true;
 }
 
+/*
+ * At load, right after the registry's reservation: hakmem initializes, and
+ * registers its fork and thread-exit hooks, before the program can start a
+ * thread.  Lazily, at the first allocation, a thread could hold init_lock
+ * (or be between the initialization and the hooks) while another forked: the
+ * child inherited the lock held, with no fork handler to reset it, and its
+ * first allocation waited forever (test_faults fork_under_load under ASan,
+ * where the test's workers make the process's first allocations while the
+ * main thread forks: one run in nine).  The lazy path stays for allocations
+ * made before this runs (other libraries' constructors).
+ */
+__attribute__((constructor(102))) static void init_at_load(void)
+{
+    hak_init_slow();
+}
+
 void hak_thread_activate(void)
 {
     struct hak_thread *t = &hak_thread;
