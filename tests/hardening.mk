@@ -9,7 +9,8 @@
 ##   tests/test_faults       RLIMIT_AS exhaustion and recovery, 10,000-thread
 ##                           churn with bounded RSS, 1,000 forks under load
 ##   tests/test_tiny_trim    malloc_trim(0) gives back tiny memory that other
-##                           threads freed into slabs of live threads
+##                           threads freed into slabs of live threads; memory
+##                           backed ahead for bulk carving stays bounded
 ##   tests/test_valgrind.sh  memcheck sees leaks and use-after-free on hakmem
 ##                           (only with --enable-valgrind; otherwise skipped)
 ## .ci/sanitize builds these and the other Check suites with ASan+UBSan and

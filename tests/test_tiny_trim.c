@@ -10,6 +10,9 @@
  *   The same with the main thread calling malloc_trim(0) while a third,
  *   live, thread owns the slabs: that owner gives them back at its next
  *   slow path, which a few of its own mallocs reach.
+ *
+ *   And the other side of reuse: memory backed ahead of use for a class
+ *   carved in bulk stays within a slab or unit of what was carved.
  */
 #include <check.h>
 #include <malloc.h>
@@ -136,6 +139,47 @@ START_TEST(trim_reaches_live_owner)
 }
 END_TEST
 
+/* A class carved in bulk (more than 16 slabs, or pool pages, of it) gets
+ * its next slab or page unit backed ahead of use (tiny.c next_slab,
+ * pool.c pool_central_take): at most one slab or unit per class.  A few
+ * MiB of blocks of one small size, allocated and never written: the
+ * resident set grows by their bytes plus little, never by a whole chunk
+ * per new slab or page. */
+#define BULK_BYTES (((size_t)8 << 20) + ((size_t)100 << 10))
+#define BULK_SLACK ((long)512 << 10)
+
+static void bulk_bounded(size_t size)
+{
+    size_t n = BULK_BYTES / size;
+    setup();
+    free(malloc(size));
+    long before = rss_bytes();
+    for (size_t i = 0; i < n; i++) {
+        g_blocks[i] = malloc(size);
+        ck_assert_ptr_nonnull(g_blocks[i]);
+    }
+    long after = rss_bytes();
+    for (size_t i = 0; i < n; i++)
+        free(g_blocks[i]);
+    ck_assert_msg(after - before <= (long)(n * size) + BULK_SLACK,
+                  "%zu blocks of %zu bytes (%zu KiB): RSS grew by %ld KiB", n, size,
+                  n * size >> 10, (after - before) >> 10);
+}
+
+/* One size per test, each in a process of its own: what one size frees,
+ * the allocator may purge while the next grows, which would hide growth. */
+START_TEST(bulk_carving_bounded_tiny)
+{
+    bulk_bounded(64);
+}
+END_TEST
+
+START_TEST(bulk_carving_bounded_pool)
+{
+    bulk_bounded(4096); /* one block per memory page */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tiny_trim");
@@ -143,6 +187,8 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, trim_after_remote_frees);
     tcase_add_test(tc, trim_reaches_live_owner);
+    tcase_add_test(tc, bulk_carving_bounded_tiny);
+    tcase_add_test(tc, bulk_carving_bounded_pool);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_FORK);
