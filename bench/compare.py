@@ -219,18 +219,21 @@ def ncpus():
         return os.cpu_count()
 
 
-# bench_fastpath's cases under callgrind: a label and the SIZE argument (None:
-# the sizes cycle over 16..512 B).  32 B is the figure issue 8 set a budget
-# for; 2 KiB is the pool tier's fast path.
-CALLGRIND_CASES = [("16..512 B", None), ("32 B", 32), ("2 KiB", 2048)]
+# bench_fastpath's cases under callgrind: a label and its arguments after N
+# (none: malloc, the sizes cycling over 16..512 B).  32 B is the figure issue 8
+# set a budget for; 2 KiB is the pool tier's fast path; calloc and
+# posix_memalign (alignment 64) are the other ways into the tiny tier.
+CALLGRIND_CASES = [("16..512 B", []), ("32 B", ["32"]), ("2 KiB", ["2048"]),
+                   ("calloc 32 B", ["32", "calloc"]),
+                   ("posix_memalign(64) 32 B", ["32", "memalign64"])]
 
 
-def callgrind_pairs(prog, env, n, timeout, size=None):
-    """Instructions per malloc+free pair: (I(2n) - I(n)) / n."""
+def callgrind_pairs(prog, env, n, timeout, args):
+    """Instructions per allocation+free pair: (I(2n) - I(n)) / n."""
     counts = []
     for k in (n, 2 * n):
         cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-               prog, str(k)] + ([] if size is None else [str(size)])
+               prog, str(k)] + args
         r = run_one(cmd, env, timeout)
         m = re.search(r"Collected : ([0-9]+)", r["err"])
         if r["rc"] != 0 or not m:
@@ -444,15 +447,15 @@ def main():
             cg_note = "skipped: bench_fastpath not built"
         else:
             n = 50000 if quick else 200000
-            for label, size in CALLGRIND_CASES:
+            for label, args in CALLGRIND_CASES:
                 cg[label] = {}
                 for name, lib in allocs:
-                    v, err = callgrind_pairs(prog, allocator_env(lib), n, timeout * 4, size)
+                    v, err = callgrind_pairs(prog, allocator_env(lib), n, timeout * 4, args)
                     cg[label][name] = v
                     if v is None:
                         repro = "%svalgrind --tool=callgrind %s %d%s" % (
                             "LD_PRELOAD=%s " % lib if lib else "", prog, n,
-                            "" if size is None else " %d" % size)
+                            "".join(" " + x for x in args))
                         failures.append(("fast path (callgrind) " + label, name, "failed",
                                          err, repro))
                     log("  %-20s %-9s %s instructions per pair"
@@ -524,7 +527,8 @@ def main():
     if cg or cg_note:
         md.append("Fast path: instructions per malloc+free pair of bench_fastpath, the "
                   "program's own loop included (`valgrind --tool=callgrind`, runs of N and "
-                  "2N pairs, difference / N); 16..512 B cycles over eight tiny sizes:")
+                  "2N pairs, difference / N); 16..512 B cycles over eight tiny sizes; "
+                  "the calloc and posix_memalign rows allocate with those instead:")
         md.append("")
         if cg:
             md.append("| size | " + " | ".join(names) + " |")

@@ -14,6 +14,8 @@
 #include "tiny/tiny.h"
 #include "pool/pool_fast.h"
 
+#include <string.h>
+
 /* Slow paths (hakmem.c): everything the inline fast paths do not finish.
  * hak_free_slow does the whole of free() for any pointer, with every check. */
 HAK_HIDDEN void *hak_alloc_slow(size_t size);
@@ -28,7 +30,8 @@ HAK_HIDDEN void hak_free_slow(void *p);
  * remote free, or a pointer to report.  (p alone: the fast path's tail call
  * then moves no register.) */
 HAK_HIDDEN void hak_free_tiny_slow(void *p);
-HAK_HIDDEN void *hak_impl_calloc(size_t n, size_t size);
+/* calloc's slow path: everything hak_impl_calloc does not finish. */
+HAK_HIDDEN void *hak_calloc_slow(size_t n, size_t size);
 HAK_HIDDEN void *hak_impl_realloc(void *p, size_t size);
 HAK_HIDDEN void *hak_impl_reallocarray(void *p, size_t n, size_t size);
 HAK_HIDDEN int hak_impl_posix_memalign(void **out, size_t align, size_t size);
@@ -38,28 +41,66 @@ HAK_HIDDEN void *hak_impl_valloc(size_t size);
 HAK_HIDDEN void *hak_impl_pvalloc(size_t size);
 HAK_HIDDEN size_t hak_impl_usable_size(void *p);
 
-/* malloc: pop the thread's fast list of the size's class, tiny or pool
- * alike (fast.h), or take the slow path.  Nothing here calls a function
- * except in tail position, so the fast path needs no stack frame. */
+/* What hak_fast_pop found. */
+enum hak_pop {
+    HAK_POP_HIT,   /* *out is the block */
+    HAK_POP_EMPTY, /* the list is empty: a miss */
+    HAK_POP_BAD,   /* the head failed its check: the checked pop reports it */
+};
+
+/* The fast path of every allocation the fast lists serve (size <=
+ * HAK_POOL_MAX, alignment 16): pops the thread's fast list of the size's
+ * class, tiny or pool alike (fast.h).  Nothing here calls a function, so
+ * the callers need no stack frame on a hit. */
+HAK_INLINE enum hak_pop hak_fast_pop(size_t size, void **out)
+{
+    struct hak_thread *t = &hak_thread;
+    unsigned cls = hak_fast_class_of(size);
+    void *b = t->fast.head[cls];
+    if (HAK_UNLIKELY(!b))
+        return HAK_POP_EMPTY;
+    void *next;
+    if (HAK_UNLIKELY(!hak_link_pop_read(b, &next)))
+        return HAK_POP_BAD;
+    /* counted: tiny_cache_net, pool_cache_net */
+    hak_fast_take(&t->fast, cls, b, next);
+    *out = b;
+    return HAK_POP_HIT;
+}
+
+/* malloc: the fast pop, or the slow path; those called in tail position
+ * only, with the size alone. */
 HAK_INLINE void *hak_impl_malloc(size_t size)
 {
     if (HAK_LIKELY(size <= HAK_POOL_MAX)) {
-        struct hak_thread *t = &hak_thread;
-        unsigned cls = hak_fast_class_of(size);
-        void *b = t->fast.head[cls];
-        if (HAK_LIKELY(b)) {
-            void *next;
-            if (HAK_LIKELY(hak_link_pop_read(b, &next))) {
-                /* counted: tiny_cache_net, pool_cache_net */
-                hak_fast_take(&t->fast, cls, b, next);
-                HAK_VG_MALLOC(b, size, 0);
-                return b;
-            }
+        void *b;
+        switch (hak_fast_pop(size, &b)) {
+        case HAK_POP_HIT:
+            HAK_VG_MALLOC(b, size, 0);
+            return b;
+        case HAK_POP_EMPTY:
+            return hak_alloc_fast_miss(size);
+        case HAK_POP_BAD:
             return hak_alloc_fast_checked(size); /* aborts */
         }
-        return hak_alloc_fast_miss(size);
     }
     return hak_alloc_slow(size);
+}
+
+/* calloc: the fast pop and zeroing for the sizes the fast lists serve (a
+ * block from a list held data); the rest, a miss or a failed check
+ * included, in hak_calloc_slow.  calloc(1, 32) + free: 193 instructions
+ * through the slow path, 98 with this (bench_fastpath 200000 32 calloc). */
+HAK_INLINE void *hak_impl_calloc(size_t n, size_t size)
+{
+    size_t total;
+    void *b;
+    if (HAK_LIKELY(!__builtin_mul_overflow(n, size, &total) && total <= HAK_POOL_MAX &&
+                   hak_fast_pop(total, &b) == HAK_POP_HIT)) {
+        HAK_VG_MALLOC(b, total, 1);
+        return memset(b, 0, total);
+    }
+    return hak_calloc_slow(n, size);
 }
 
 /* Whether tiny block p of slab s, about to be freed, may go onto the

@@ -198,7 +198,7 @@ size_t hak_impl_usable_size(void *p)
     return usable_size(p, hak_registry_kind(p), "malloc_usable_size");
 }
 
-void *hak_impl_calloc(size_t n, size_t size)
+void *hak_calloc_slow(size_t n, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) {
@@ -281,17 +281,41 @@ static bool is_pow2(size_t a)
 /* glibc's limit for the memalign family: a larger alignment is EINVAL. */
 #define HAK_ALIGN_LIMIT (SIZE_MAX / 2 + 1)
 
+/* The memalign family's fast path (align a power of two): the fast pop that
+ * malloc would make, or for a tiny request aligned to more than 16 bytes
+ * the fast pop of a power-of-two class, whose blocks are aligned to their
+ * size (alloc_aligned).  NULL where it cannot: the caller takes
+ * alloc_aligned. */
+static inline void *aligned_pop(size_t align, size_t size)
+{
+    size_t need;
+    if (align <= HAK_ALIGN && size <= HAK_POOL_MAX)
+        need = size;
+    else if (align <= HAK_TINY_MAX && size <= HAK_TINY_MAX)
+        need = pow2_ceil(size > align ? size : align);
+    else
+        return NULL;
+    void *b;
+    if (hak_fast_pop(need, &b) != HAK_POP_HIT)
+        return NULL; /* a miss, or a head for the checked pop to report */
+    HAK_VG_MALLOC(b, size, 0);
+    return b;
+}
+
 int hak_impl_posix_memalign(void **out, size_t align, size_t size)
 {
     if (!is_pow2(align) || align % sizeof(void *))
         return EINVAL;
-    /* errno is ENOMEM after a failure, as glibc leaves it; untouched after
-     * success. */
-    int saved = errno;
-    void *p = alloc_aligned(size, align < HAK_ALIGN ? HAK_ALIGN : align, false);
-    if (!p)
-        return ENOMEM;
-    errno = saved;
+    void *p = aligned_pop(align, size);
+    if (!p) {
+        /* errno is ENOMEM after a failure, as glibc leaves it; untouched
+         * after success. */
+        int saved = errno;
+        p = alloc_aligned(size, align < HAK_ALIGN ? HAK_ALIGN : align, false);
+        if (!p)
+            return ENOMEM;
+        errno = saved;
+    }
     *out = p;
     return 0;
 }
@@ -302,7 +326,8 @@ void *hak_impl_aligned_alloc(size_t align, size_t size)
         errno = EINVAL;
         return NULL;
     }
-    return alloc_aligned(size, align < HAK_ALIGN ? HAK_ALIGN : align, false);
+    void *p = aligned_pop(align, size);
+    return p ? p : alloc_aligned(size, align < HAK_ALIGN ? HAK_ALIGN : align, false);
 }
 
 void *hak_impl_memalign(size_t align, size_t size)
@@ -317,7 +342,8 @@ void *hak_impl_memalign(size_t align, size_t size)
         align = HAK_ALIGN;
     else if (!is_pow2(align))
         align = pow2_ceil(align);
-    return alloc_aligned(size, align, false);
+    void *p = aligned_pop(align, size);
+    return p ? p : alloc_aligned(size, align, false);
 }
 
 void *hak_impl_valloc(size_t size)
