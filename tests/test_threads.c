@@ -18,7 +18,10 @@
  *    contents stay intact.
  *
  * Every block carries a tag byte derived from its id in every byte (sampled
- * for big blocks), verified before it is freed.
+ * for big blocks), verified before it is freed.  One block in eight comes
+ * from calloc (checked to read zero) and one in eight from posix_memalign
+ * (checked for its alignment), so that their fast paths reuse blocks other
+ * threads freed.
  */
 #include <check.h>
 #include <malloc.h>
@@ -121,17 +124,53 @@ static void check_and_free(struct item *it)
     it->p = NULL;
 }
 
+static atomic_ulong g_dirty;      /* calloc'd blocks with a non-zero byte */
+static atomic_ulong g_misaligned; /* posix_memalign'd blocks off their alignment */
+
+/* Allocates a block of a random size, one in eight with calloc (checked to
+ * read zero: a block freed tagged and popped again must be zeroed) and one
+ * in eight with posix_memalign of 32 B .. 4 KiB (checked for alignment). */
 static int new_item(struct item *it, uint64_t *rng, uint64_t id)
 {
     it->n = pick_size(rng);
     it->id = id;
-    it->p = malloc(it->n);
+    uint64_t how = xs(rng);
+    size_t align = (size_t)32 << (how >> 8) % 8;
+    switch (how % 8) {
+    case 0:
+        it->p = calloc(1, it->n);
+        break;
+    case 1:
+        if (posix_memalign((void **)&it->p, align, it->n))
+            it->p = NULL;
+        break;
+    default:
+        it->p = malloc(it->n);
+    }
     if (!it->p) {
         atomic_fetch_add(&g_nullp, 1);
         return 0;
     }
+    if (how % 8 == 0) {
+        for (size_t i = 0; i < it->n; i++)
+            if (it->p[i]) {
+                atomic_fetch_add(&g_dirty, 1);
+                break;
+            }
+    } else if (how % 8 == 1 && (uintptr_t)it->p % align) {
+        atomic_fetch_add(&g_misaligned, 1);
+    }
     tag_block(it->p, it->n, id);
     return 1;
+}
+
+/* Every block allocated so far was zeroed or aligned as asked. */
+static void require_zeroed_and_aligned(void)
+{
+    REQUIRE(atomic_load(&g_dirty) == 0, "%lu calloc'd blocks not zeroed",
+            atomic_load(&g_dirty));
+    REQUIRE(atomic_load(&g_misaligned) == 0, "%lu posix_memalign'd blocks misaligned",
+            atomic_load(&g_misaligned));
 }
 
 /* ---------------------------------------------------------------- ring */
@@ -278,6 +317,7 @@ START_TEST(test_ring_cross_thread_frees)
     REQUIRE(atomic_load(&g_nullp) == 0, "%lu allocations returned NULL",
                   atomic_load(&g_nullp));
     REQUIRE(atomic_load(&g_bad) == 0, "%lu blocks corrupted", atomic_load(&g_bad));
+    require_zeroed_and_aligned();
     /* Outcomes only: every block freed exactly once and intact.  How many
      * frees happened to be remote depends on scheduling (printed above). */
     ck_assert_uint_eq(a, f);
@@ -372,6 +412,7 @@ START_TEST(test_remote_free_after_owner_death)
     REQUIRE(atomic_load(&g_nullp) == 0, "%lu allocations returned NULL",
                   atomic_load(&g_nullp));
     REQUIRE(atomic_load(&g_bad) == 0, "%lu blocks corrupted", atomic_load(&g_bad));
+    require_zeroed_and_aligned();
 }
 END_TEST
 
@@ -454,6 +495,7 @@ START_TEST(test_short_lived_threads_bounded)
     REQUIRE(atomic_load(&g_nullp) == 0, "%lu allocations returned NULL",
                   atomic_load(&g_nullp));
     REQUIRE(atomic_load(&g_bad) == 0, "%lu blocks corrupted", atomic_load(&g_bad));
+    require_zeroed_and_aligned();
     /* generous: a leak of a 2 MiB arena (or 32 KiB) per thread is far above */
     REQUIRE(m1 <= m0 + 64 * MiB, "mapped bytes grew from %llu to %llu over %d threads",
                   (unsigned long long)m0, (unsigned long long)m1, SHORT_THREADS);
