@@ -32,6 +32,12 @@ extern "C" {
 
 HAKMEM_API HAKMEM_MALLOC_ATTR void *hak_malloc(size_t size);
 HAKMEM_API void hak_free(void *ptr);
+/* C23's free_sized and free_aligned_sized: hak_free(ptr) for a block of
+ * `size` bytes from hak_malloc/hak_calloc/hak_realloc, or from
+ * hak_aligned_alloc(alignment, size); a size the block cannot hold, or a
+ * pointer off the alignment, aborts with a diagnostic. */
+HAKMEM_API void hak_free_sized(void *ptr, size_t size);
+HAKMEM_API void hak_free_aligned_sized(void *ptr, size_t alignment, size_t size);
 HAKMEM_API HAKMEM_MALLOC_ATTR void *hak_calloc(size_t nmemb, size_t size);
 HAKMEM_API void *hak_realloc(void *ptr, size_t size);
 HAKMEM_API void *hak_reallocarray(void *ptr, size_t nmemb, size_t size);

@@ -40,6 +40,8 @@ HAK_HIDDEN void *hak_impl_memalign(size_t align, size_t size);
 HAK_HIDDEN void *hak_impl_valloc(size_t size);
 HAK_HIDDEN void *hak_impl_pvalloc(size_t size);
 HAK_HIDDEN size_t hak_impl_usable_size(void *p);
+HAK_HIDDEN void hak_impl_free_sized(void *p, size_t size);
+HAK_HIDDEN void hak_impl_free_aligned_sized(void *p, size_t align, size_t size);
 
 /* What hak_fast_pop found. */
 enum hak_pop {

@@ -74,6 +74,11 @@ void *hak_alloc_fast_miss(size_t size)
     return b;
 }
 
+static bool is_pow2(size_t a)
+{
+    return a && !(a & (a - 1));
+}
+
 /* The smallest power of two >= n (n >= 2). */
 static size_t pow2_ceil(size_t n)
 {
@@ -191,6 +196,41 @@ static size_t usable_size(void *p, enum hak_chunk_kind kind, const char *func)
     }
 }
 
+/* usable_size of p, which must be live: a tiny or pool block that carries
+ * the free mark is reported as a double free.  (Large blocks: usable_size
+ * reports a freed one.) */
+static size_t live_usable_size(void *p, enum hak_chunk_kind kind, const char *func)
+{
+    size_t n = usable_size(p, kind, func);
+    if ((kind == HAK_CHUNK_TINY || kind == HAK_CHUNK_POOL) && hak_block_marked_free(p))
+        hak_fatal_ptr(func, "double free", p);
+    return n;
+}
+
+/* C23's free_sized: free(p) for a block of `size` bytes from malloc, calloc
+ * or realloc.  Any size such a block was asked for fits in it; a larger one
+ * means the caller's idea of the block is wrong, and is reported. */
+void hak_impl_free_sized(void *p, size_t size)
+{
+    if (p && size > live_usable_size(p, hak_registry_kind(p), "free_sized"))
+        hak_fatal_ptr("free_sized", "invalid size", p);
+    hak_impl_free(p);
+}
+
+/* C23's free_aligned_sized: free(p) for a block of `size` bytes from
+ * aligned_alloc(align, size); p must be aligned so, and hold size bytes. */
+void hak_impl_free_aligned_sized(void *p, size_t align, size_t size)
+{
+    if (p) {
+        size_t n = live_usable_size(p, hak_registry_kind(p), "free_aligned_sized");
+        if (!is_pow2(align) || (uintptr_t)p % align)
+            hak_fatal_ptr("free_aligned_sized", "invalid alignment", p);
+        if (size > n)
+            hak_fatal_ptr("free_aligned_sized", "invalid size", p);
+    }
+    hak_impl_free(p);
+}
+
 size_t hak_impl_usable_size(void *p)
 {
     if (!p)
@@ -213,9 +253,7 @@ void *hak_impl_realloc(void *p, size_t size)
     if (!p)
         return hak_impl_malloc(size);
     enum hak_chunk_kind kind = hak_registry_kind(p);
-    size_t old = usable_size(p, kind, "realloc");
-    if ((kind == HAK_CHUNK_TINY || kind == HAK_CHUNK_POOL) && hak_block_marked_free(p))
-        hak_fatal_ptr("realloc", "double free", p);
+    size_t old = live_usable_size(p, kind, "realloc");
     /* As glibc (and what programs written for it count on): realloc(p, 0)
      * frees p and returns NULL. */
     if (size == 0) {
@@ -271,11 +309,6 @@ void *hak_impl_reallocarray(void *p, size_t n, size_t size)
         return NULL;
     }
     return hak_impl_realloc(p, total);
-}
-
-static bool is_pow2(size_t a)
-{
-    return a && !(a & (a - 1));
 }
 
 /* glibc's limit for the memalign family: a larger alignment is EINVAL. */
@@ -364,6 +397,11 @@ void *hak_impl_pvalloc(size_t size)
 
 void *hak_malloc(size_t size) { return hak_impl_malloc(size); }
 void hak_free(void *p) { hak_impl_free(p); }
+void hak_free_sized(void *p, size_t size) { hak_impl_free_sized(p, size); }
+void hak_free_aligned_sized(void *p, size_t align, size_t size)
+{
+    hak_impl_free_aligned_sized(p, align, size);
+}
 void *hak_calloc(size_t n, size_t size) { return hak_impl_calloc(n, size); }
 void *hak_realloc(void *p, size_t size) { return hak_impl_realloc(p, size); }
 void *hak_reallocarray(void *p, size_t n, size_t size) { return hak_impl_reallocarray(p, n, size); }

@@ -14,6 +14,16 @@
 
 HAK_EXPORT void *malloc(size_t size) { return hak_impl_malloc(size); }
 HAK_EXPORT void free(void *p) { hak_impl_free(p); }
+/* C23 (glibc 2.43 has them): without these a program built against such a
+ * glibc would hand hakmem's blocks to glibc's free_sized.  Declared here
+ * for older headers. */
+HAK_EXPORT void free_sized(void *p, size_t size);
+HAK_EXPORT void free_aligned_sized(void *p, size_t align, size_t size);
+HAK_EXPORT void free_sized(void *p, size_t size) { hak_impl_free_sized(p, size); }
+HAK_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
+{
+    hak_impl_free_aligned_sized(p, align, size);
+}
 HAK_EXPORT void *calloc(size_t n, size_t size) { return hak_impl_calloc(n, size); }
 HAK_EXPORT void *realloc(void *p, size_t size) { return hak_impl_realloc(p, size); }
 HAK_EXPORT void *reallocarray(void *p, size_t n, size_t size)

@@ -14,7 +14,9 @@
  *    up to 1 MiB with sizes in every tier;
  *  - many live blocks never overlap;
  *  - glibc's __libc_* names are hakmem's too;
- *  - mallinfo2(), malloc_trim(0), hak_trim(), hak_stats_get() per tier.
+ *  - mallinfo2(), malloc_trim(0), hak_trim(), hak_stats_get() per tier;
+ *  - C23's free_sized and free_aligned_sized (and the hak_ ones) free in
+ *    every tier, also blocks from calloc and realloc.
  */
 #include <check.h>
 #include <errno.h>
@@ -606,6 +608,75 @@ START_TEST(test_libc_aliases)
 }
 END_TEST
 
+/* ------------------------------------------------ free_sized (C23) */
+
+/* glibc 2.43 declares them; older headers do not. */
+void free_sized(void *ptr, size_t size);
+void free_aligned_sized(void *ptr, size_t alignment, size_t size);
+
+static uint64_t all_frees(void)
+{
+    struct hak_stats s;
+    hak_stats_get(&s);
+    uint64_t n = 0;
+    for (int u = 0; u < HAK_TIER_COUNT; u++)
+        n += s.tier[u].frees;
+    return n;
+}
+
+/* Each of the four frees `count` blocks of n bytes (aligned to `align` for
+ * the aligned ones, from malloc, calloc and realloc in turn for the others),
+ * and every one of them comes back: the frees counted grow by count. */
+static void free_sized_case(size_t n, size_t align, int count)
+{
+    enum { MAX = 64 };
+    void *p[MAX];
+    REQUIRE_TRUE(count <= MAX);
+    for (int how = 0; how < 4; how++) {
+        for (int i = 0; i < count; i++) {
+            if (how >= 2)
+                p[i] = how == 2 ? aligned_alloc(align, n) : hak_aligned_alloc(align, n);
+            else if (i % 3 == 0)
+                p[i] = malloc(n);
+            else if (i % 3 == 1)
+                p[i] = calloc(1, n);
+            else /* realloc(p, 0) frees p */
+                p[i] = n ? realloc(malloc(8), n) : malloc(0);
+            REQUIRE(p[i] != NULL, "allocation of %zu B (align %zu) failed", n, align);
+            memset(p[i], 0x3c, n);
+        }
+        uint64_t before = all_frees();
+        for (int i = 0; i < count; i++) {
+            if (how == 0)
+                free_sized(p[i], n);
+            else if (how == 1)
+                hak_free_sized(p[i], n);
+            else if (how == 2)
+                free_aligned_sized(p[i], align, n);
+            else
+                hak_free_aligned_sized(p[i], align, n);
+        }
+        uint64_t freed = all_frees() - before;
+        REQUIRE(freed >= (uint64_t)count, "%d blocks of %zu B freed (way %d): %llu counted",
+                count, n, how, (unsigned long long)freed);
+    }
+}
+
+START_TEST(test_free_sized)
+{
+    free_sized(NULL, 100);
+    free_aligned_sized(NULL, 64, 100);
+    hak_free_sized(NULL, 0);
+    hak_free_aligned_sized(NULL, 16, 0);
+    static const size_t sizes[] = {0,          1,         100,          TINY_MAX,
+                                   TINY_MAX + 1, 4000,     POOL_MAX,     POOL_MAX + 1,
+                                   100000,     CHUNK + 100, 5 * MiB};
+    static const size_t aligns[] = {16, 64, 4096, 65536};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        free_sized_case(sizes[i], aligns[i % 4], sizes[i] > CHUNK ? 4 : 40);
+}
+END_TEST
+
 /* --------------------------------------------------- malloc_usable_size */
 
 START_TEST(test_usable_size_writable)
@@ -967,6 +1038,7 @@ static Suite *contract_suite(void)
     tcase_add_test(tc, test_realloc_same_and_shrink);
     tcase_add_test(tc, test_realloc_aligned_blocks);
     tcase_add_test(tc, test_libc_aliases);
+    tcase_add_test(tc, test_free_sized);
     tcase_add_test(tc, test_usable_size_writable);
     suite_add_tcase(s, tc);
 

@@ -15,6 +15,12 @@
  *                                                 -> "double free 0x<p>";
  *     realloc() of a freed block                  -> "realloc(): double free"
  *     (or "realloc(): invalid pointer");
+ *     C23's free_sized of a freed block            -> "free_sized(): double free";
+ *   - free_sized with a size larger than the block holds, in each tier
+ *                                                 -> "free_sized(): invalid size";
+ *     free_aligned_sized of a block off the alignment, or with an alignment
+ *     that is not a power of two                 -> "...: invalid alignment";
+ *     free_sized of a pointer hakmem never gave   -> "...: invalid pointer";
  *     the documented exceptions, where the memory may have gone back to the
  *     OS and hakmem no longer knows the address at all, so "invalid pointer
  *     0x<p>" is accepted as well: a large block whose mapping was unmapped
@@ -524,6 +530,78 @@ START_TEST(df_tiny_remote_second)
     g_p = malloc(TINY_SIZE);
     expect_abort(df_tiny_remote2, "free", "double free", NULL, g_p);
     free(g_p);
+}
+END_TEST
+
+/* ---- C23's free_sized and free_aligned_sized ---- */
+
+void free_sized(void *ptr, size_t size);
+void free_aligned_sized(void *ptr, size_t alignment, size_t size);
+
+static volatile size_t g_n, g_align;
+
+static void sized_call(void) { free_sized(g_p, g_n); }
+static void aligned_sized_call(void) { free_aligned_sized(g_p, g_align, g_n); }
+
+/* A size one byte more than the block holds, in each tier. */
+START_TEST(sized_too_big)
+{
+    static const size_t sizes[] = {TINY_SIZE, POOL_SIZE, LARGE_SIZE, 8u << 20};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        g_p = malloc(sizes[i]);
+        ck_assert_ptr_nonnull(g_p);
+        g_n = malloc_usable_size(g_p) + 1;
+        expect_abort(sized_call, "free_sized", "invalid size", NULL, g_p);
+        g_n = sizes[i];
+        free_sized(g_p, g_n); /* the right size frees it */
+    }
+}
+END_TEST
+
+/* free_sized of a block freed already, in each tier (a large block whose run
+ * went back may read as not hakmem's at all). */
+START_TEST(sized_double_free)
+{
+    static const size_t sizes[] = {TINY_SIZE, POOL_SIZE, LARGE_SIZE};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        g_p = malloc(sizes[i]);
+        ck_assert_ptr_nonnull(g_p);
+        free(g_p);
+        g_n = sizes[i];
+        expect_abort(sized_call, "free_sized", "double free", "invalid pointer", g_p);
+    }
+}
+END_TEST
+
+START_TEST(sized_bad_alignment)
+{
+    /* a 64-byte aligned block that is not 128-byte aligned: one of two
+     * neighbours of 64 bytes */
+    void *a = aligned_alloc(64, 64), *b = aligned_alloc(64, 64);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    g_p = (uintptr_t)a % 128 ? a : b;
+    if ((uintptr_t)g_p % 128 == 0)
+        ck_abort_msg("two 64-byte blocks %p and %p both 128-byte aligned", a, b);
+    g_n = 64;
+    g_align = 128;
+    expect_abort(aligned_sized_call, "free_aligned_sized", "invalid alignment", NULL, g_p);
+    g_align = 48;
+    expect_abort(aligned_sized_call, "free_aligned_sized", "invalid alignment", NULL, g_p);
+    g_align = 64;
+    g_n = 65536;
+    expect_abort(aligned_sized_call, "free_aligned_sized", "invalid size", NULL, g_p);
+    free_aligned_sized(a, 64, 64);
+    free_aligned_sized(b, 64, 64);
+}
+END_TEST
+
+START_TEST(sized_foreign)
+{
+    static char not_heap[64];
+    g_p = not_heap;
+    g_n = 8;
+    expect_abort(sized_call, "free_sized", "invalid pointer", NULL, g_p);
 }
 END_TEST
 
@@ -1093,6 +1171,14 @@ int main(int argc, char **argv)
     tcase_add_test(tc, df_pool_after_remote_free);
     tcase_add_test(tc, df_large_in_cache);
     tcase_add_test(tc, df_large_without_cache);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("sized");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, sized_too_big);
+    tcase_add_test(tc, sized_double_free);
+    tcase_add_test(tc, sized_bad_alignment);
+    tcase_add_test(tc, sized_foreign);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("corruption");
