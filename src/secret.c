@@ -1,5 +1,5 @@
 /*
- * secret.c - the keys of the free-list encoding (freelist.h), from
+ * secret.c - the keys of the free mark (freelist.h), from
  * getrandom() once at initialization.
  *
  * Never from AT_RANDOM: its first eight bytes are glibc's stack-protector
@@ -46,18 +46,17 @@ static uint64_t mix64(uint64_t x)
 
 void hak_secret_init(void)
 {
-    uint64_t r[3];
+    uint64_t r[2];
     int saved = errno;
     if (!fill_random(r, sizeof(r))) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
                         (uint64_t)(uintptr_t)&hak_keys ^ (uint64_t)(uintptr_t)&ts;
-        for (unsigned i = 0; i < 3; i++)
+        for (unsigned i = 0; i < 2; i++)
             r[i] = seed = mix64(seed);
     }
     errno = saved;
-    hak_keys.link = (uintptr_t)r[0];
-    hak_keys.mac = (uintptr_t)r[1];
-    hak_keys.mac_mul = (uintptr_t)r[2] | 1;
+    hak_keys.mac = (uintptr_t)r[0];
+    hak_keys.mac_mul = (uintptr_t)r[1] | 1;
 }
