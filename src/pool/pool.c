@@ -178,14 +178,17 @@ static char *page_start(const struct pool_page *pg)
     return (char *)chunk_of_page(pg) + pg->start_off;
 }
 
-/* Writes the class of page pg (or POOL_NO_CLASS) into all its unit records:
- * pool_page_lookup reads it there. */
+/* Writes the class of page pg (or POOL_NO_CLASS: the page leaves use) into
+ * all its unit records, and the page's divisor magic, which is 0 while the
+ * page is not in use: pool_page_lookup then rejects its blocks without
+ * reading the page's state (hak_divisible(n, 0) is false). */
 static void page_set_class(struct pool_page *pg, unsigned cls)
 {
     struct pool_page *recs = pool_chunk_units(chunk_of_page(pg));
     unsigned first = (unsigned)(pg - recs);
     for (unsigned k = 0; k < pg->units; k++)
         recs[first + k].cls = (uint8_t)cls;
+    pg->div_magic = cls == POOL_NO_CLASS ? 0 : hak_div_magic(pg->stride);
 }
 
 /* Purges what page pg carved and gives its units back to the chunk. */
@@ -217,7 +220,6 @@ static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
     char *start = base + (first == 0 ? POOL_CHUNK_HEADER : 0);
     pg->start_off = (uint32_t)(start - (char *)c);
     pg->stride = pool_class_size[cls];
-    pg->div_magic = hak_div_magic(pg->stride);
     uint32_t capacity = (uint32_t)((size_t)(base + ((size_t)units << POOL_UNIT_SHIFT) - start) /
                                    pg->stride);
     pg->limit_bytes = capacity * pg->stride;
@@ -229,6 +231,7 @@ static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
     pg->next = pg->prev = NULL;
     for (unsigned k = 1; k < units; k++) {
         recs[first + k].head = (uint8_t)first;
+        recs[first + k].div_magic = 0; /* no page starts here */
         atomic_store_explicit(&recs[first + k].state, POOL_UNIT_TAIL, memory_order_release);
     }
     page_set_class(pg, cls);

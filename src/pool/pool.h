@@ -41,7 +41,9 @@ enum pool_page_state {
 struct pool_page {
     void *free;          /* freed blocks (class lock) */
     struct pool_page *next, *prev; /* class partial or empty list */
-    uint64_t div_magic;  /* hak_div_magic(stride) */
+    /* hak_div_magic(stride) while the page is in use (partial or full);
+     * 0 otherwise, and in every record but a page's first (page_set_class) */
+    uint64_t div_magic;
     uint64_t empty_since; /* when the page last emptied (hak_clock_ms) */
     uint32_t start_off;  /* first block, as an offset from the chunk (see
                             struct tiny_slab: no pointers to live blocks) */
@@ -121,10 +123,11 @@ HAK_INLINE struct pool_page *pool_page_lookup(const void *p)
      * or zero first unit, whose page either is not in use or does not
      * reach p: rejected below. */
     struct pool_page *pg = &units[units[off >> POOL_UNIT_SHIFT].head];
-    uint8_t st = atomic_load_explicit(&pg->state, memory_order_acquire);
+    /* A page not in use, or a record that starts no page, has a divisor
+     * magic of 0, which divides nothing: no test of the page's state (four
+     * instructions fewer per pool free). */
     uint32_t rel = off - pg->start_off;
-    if (HAK_UNLIKELY((st != POOL_PAGE_PARTIAL && st != POOL_PAGE_FULL) ||
-                     rel >= atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed) ||
+    if (HAK_UNLIKELY(rel >= atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed) ||
                      !hak_divisible(rel, pg->div_magic)))
         return NULL;
     return pg;
