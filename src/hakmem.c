@@ -166,6 +166,7 @@ void hak_free_slow(void *p)
         count(HAK_TIER_POOL, false);
         return;
     case HAK_CHUNK_LARGE:
+    case HAK_CHUNK_LARGE_TAIL: /* reported by large_free: no block starts there */
     case HAK_CHUNK_LARGE_ALIGNED:
     case HAK_CHUNK_RUNS:
         large_free(p, kind, "free");
@@ -188,6 +189,7 @@ static size_t usable_size(void *p, enum hak_chunk_kind kind, const char *func)
     case HAK_CHUNK_POOL:
         return pool_usable_size(p, func);
     case HAK_CHUNK_LARGE:
+    case HAK_CHUNK_LARGE_TAIL:
     case HAK_CHUNK_LARGE_ALIGNED:
     case HAK_CHUNK_RUNS:
         return large_usable_size(p, kind, func);

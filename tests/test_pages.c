@@ -18,6 +18,10 @@
  *  - a wholly free run area whose purge falls due stays mapped, purged, as
  *    the spare that the next large block comes from; so does one cached
  *    mapping of a block above 4 MiB;
+ *  - a cached mapping much longer than a request is split: three 6 MiB
+ *    blocks come from one freed 24 MiB block's mapping with no new mapping;
+ *    freed, the pieces merge again and serve a 24 MiB block at the same
+ *    address; a second free of a piece, merged or not, is a "double free";
  *  - malloc_trim(0) gives every free run area and cached mapping back;
  *  - threads: 4 threads allocate, verify, realloc and free large blocks of
  *    random sizes, handing some to each other; forks while other threads
@@ -376,6 +380,90 @@ START_TEST(misuse)
 }
 END_TEST
 
+/* Split and merge (see the top).  Cached mappings must stay cached while it
+ * runs: with a purge delay under an hour it runs again in a fresh process
+ * (the delay is read at start-up) with an hour's delay, and passes if that
+ * one does.  Only the first and last bytes of each page are checked, so a
+ * sanitizer build stays quick. */
+static const char *g_self;
+#define SPLIT_DELAY "3600000"
+
+static void fill_pages(unsigned char *p, size_t n, unsigned char v)
+{
+    for (size_t i = 0; i < n; i += PAGE) {
+        p[i] = v;
+        p[i + PAGE - 1] = v;
+    }
+}
+
+static void verify_pages(const unsigned char *p, size_t n, unsigned char v)
+{
+    for (size_t i = 0; i < n; i += PAGE)
+        REQUIRE(p[i] == v && p[i + PAGE - 1] == v, "page at %zu of %zu lost its bytes", i, n);
+}
+
+START_TEST(split_merge)
+{
+    if (!large_cache_on())
+        return;
+    if (purge_delay_ms() < 3600000u) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            setenv("HAKMEM_PURGE_DELAY_MS", SPLIT_DELAY, 1);
+            setenv("CK_RUN_CASE", "split", 1);
+            execl(g_self, g_self, (char *)NULL);
+            _exit(127);
+        }
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "the run with HAKMEM_PURGE_DELAY_MS=" SPLIT_DELAY " failed (status %d)", status);
+        return;
+    }
+    malloc_trim(0); /* nothing cached but what this test frees */
+    unsigned char *big = malloc(24 * MiB);
+    ck_assert_ptr_nonnull(big);
+    fill_pages(big, 24 * MiB, 0x31);
+    free(big);
+    struct hak_stats a, b;
+    hak_stats_get(&a);
+    unsigned char *p[3];
+    for (int i = 0; i < 3; i++) {
+        p[i] = malloc(6 * MiB);
+        ck_assert_ptr_nonnull(p[i]);
+        fill_pages(p[i], 6 * MiB, (unsigned char)(0x40 + i));
+    }
+    hak_stats_get(&b);
+    REQUIRE(b.mmap_calls == a.mmap_calls && b.munmap_calls == a.munmap_calls,
+            "mmap %llu -> %llu, munmap %llu -> %llu: the freed mapping was not split",
+            (unsigned long long)a.mmap_calls, (unsigned long long)b.mmap_calls,
+            (unsigned long long)a.munmap_calls, (unsigned long long)b.munmap_calls);
+    for (int i = 0; i < 3; i++) {
+        verify_pages(p[i], 6 * MiB, (unsigned char)(0x40 + i));
+        REQUIRE(p[i] >= big && p[i] + 6 * MiB <= big + 24 * MiB + PAGE,
+                "block %d at %p is not in the freed mapping at %p", i, (void *)p[i], (void *)big);
+    }
+    free(p[1]);
+    expect_abort(free_it, p[1], "double free");
+    free(p[0]); /* merges with p[1]'s piece, above it */
+    expect_abort(free_it, p[1], "double free");
+    expect_abort(free_it, p[0], "double free");
+    free(p[2]);
+    hak_stats_get(&a);
+    unsigned char *q = malloc(24 * MiB);
+    hak_stats_get(&b);
+    ck_assert_ptr_nonnull(q);
+    REQUIRE(q == big, "a 24 MiB block at %p, not at %p: the pieces were not merged", (void *)q,
+            (void *)big);
+    REQUIRE(b.mmap_calls == a.mmap_calls && b.munmap_calls == a.munmap_calls,
+            "a new mapping for the 24 MiB block");
+    fill_pages(q, 24 * MiB, 0x55);
+    verify_pages(q, 24 * MiB, 0x55);
+    free(q);
+}
+END_TEST
+
 /* Threads: each allocates large blocks of random sizes, verifies, reallocs
  * and frees them, and frees the blocks the previous thread left it. */
 enum { THREADS = 4, SLOTS = 24, OPS = 3000 };
@@ -510,8 +598,10 @@ START_TEST(fork_while_purging)
 }
 END_TEST
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
+    g_self = argv[0];
     Suite *s = suite_create("pages");
     TCase *tc = tcase_create("pages");
     tcase_set_timeout(tc, 120);
@@ -525,6 +615,11 @@ int main(void)
     tcase_add_test(tc, trim_gives_back);
     tcase_add_test(tc, misuse);
     suite_add_tcase(s, tc);
+    /* Its own case: it runs itself again, alone, with a long purge delay. */
+    TCase *tsplit = tcase_create("split");
+    tcase_set_timeout(tsplit, 120);
+    tcase_add_test(tsplit, split_merge);
+    suite_add_tcase(s, tsplit);
     /* Its own case: tests/memory.sh runs it alone with a purge delay of 0. */
     TCase *tt = tcase_create("threads");
     tcase_set_timeout(tt, 300); /* a hang detector: TSan builds are slow */
