@@ -60,7 +60,7 @@ HAK_INLINE unsigned pool_class_of(size_t size)
 }
 
 /* The one pop, for both tiers: hands out b, the head of list cls, whose link
- * decoded to next (already checked). */
+ * is next (already checked). */
 HAK_INLINE void *hak_fast_take(struct hak_fast *f, unsigned cls, void *b, void *next)
 {
     f->head[cls] = next;

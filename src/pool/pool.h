@@ -135,7 +135,7 @@ HAK_INLINE struct pool_page *pool_page_lookup(const void *p)
 
 /* pool_page_lookup, or abort with "<func>(): invalid pointer". */
 HAK_HIDDEN struct pool_page *pool_page_of(void *p, const char *func);
-/* Aborts with "malloc(): corrupted free list" unless next, the decoded link
+/* Aborts with "malloc(): corrupted free list" unless next, the link
  * of free block b of class cls, is NULL (the end of the list) or a carved
  * block of class cls, not b, that carries the free mark: the check of the
  * slow paths (pops of lists fresh from the shared side, list walks).  Other
