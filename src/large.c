@@ -21,7 +21,8 @@
  * of one kernel mapping (the same `origin`; mremap gives a mapping an
  * origin of its own, since the kernel splits its mapping there) that touch
  * are merged again in the cache, so a freed block and the tail split off it
- * serve a longer request whole.  The cache holds HAKMEM_LARGE_CACHE_MB, or
+ * serve a longer request whole, and realloc grows a block into the cached
+ * piece that starts where it ends (cache_absorb).  The cache holds HAKMEM_LARGE_CACHE_MB, or
  * as many bytes as the mappings of live blocks if that is more: a program
  * that replaces its big blocks one at a time frees one as it allocates the
  * next, and a fixed 64 MiB made every other replacement grow a mapping.
@@ -365,6 +366,43 @@ size_t large_usable_size(void *p, enum hak_chunk_kind kind, const char *func)
     return header_of(p, kind, func)->size;
 }
 
+/* Grows live block h's mapping to at least new_size bytes in place, with
+ * the cached piece of its origin that starts where it ends (a tail split
+ * off it, or off the mapping it came from): no system call.  Takes the
+ * piece whole, or splits it at a chunk boundary when it holds more than
+ * half as much again as the growth needs.  False if there is no such piece
+ * or it is too short. */
+static bool cache_absorb(struct large_header *h, size_t new_size)
+{
+    char *end = h->map + h->map_size;
+    bool done = false;
+    hak_lock(&cache_lock);
+    for (unsigned i = 0; i < cache_count; i++) {
+        if (cache[i].origin != h->origin || cache[i].map != end)
+            continue;
+        size_t need = new_size - h->map_size, have = cache[i].size,
+               keep = hak_align_up(need, HAK_CHUNK_SIZE);
+        if (have < need)
+            break;
+        hak_registry_set(end, chunk_span(have), HAK_CHUNK_LARGE_TAIL, HAK_CHUNK_LARGE_TAIL);
+        if (have > need + need / 2 && keep <= need + need / 2 && have >= keep + HAK_CHUNK_SIZE) {
+            cache[i].map = end + keep;
+            cache[i].size = have - keep;
+            cached_start(cache[i].map, cache[i].size, h->origin);
+            have = keep;
+        } else {
+            cache[i] = cache[--cache_count];
+        }
+        cache_bytes -= have;
+        h->map_size += have;
+        atomic_fetch_add(&live_bytes, have);
+        done = true;
+        break;
+    }
+    hak_unlock(&cache_lock);
+    return done;
+}
+
 void *large_realloc(void *p, enum hak_chunk_kind kind, size_t size)
 {
     if (kind == HAK_CHUNK_RUNS) {
@@ -380,6 +418,10 @@ void *large_realloc(void *p, enum hak_chunk_kind kind, size_t size)
     /* Small shrinks stay put: no system call for a few pages. */
     if (new_size <= h->map_size && new_size >= h->map_size / 2)
         return p;
+    if (new_size > h->map_size && cache_absorb(h, new_size)) {
+        h->size = h->map_size - off;
+        return p;
+    }
     char *map = h->map;
     size_t map_size = h->map_size, old_size = map_size;
     hak_registry_set(map, chunk_span(map_size), HAK_CHUNK_NONE, HAK_CHUNK_NONE);

@@ -22,6 +22,7 @@
  *    blocks come from one freed 24 MiB block's mapping with no new mapping;
  *    freed, the pieces merge again and serve a 24 MiB block at the same
  *    address; a second free of a piece, merged or not, is a "double free";
+ *    realloc grows a piece into the cached tail after it, in place;
  *  - malloc_trim(0) gives every free run area and cached mapping back;
  *  - threads: 4 threads allocate, verify, realloc and free large blocks of
  *    random sizes, handing some to each other; forks while other threads
@@ -460,6 +461,27 @@ START_TEST(split_merge)
             "a new mapping for the 24 MiB block");
     fill_pages(q, 24 * MiB, 0x55);
     verify_pages(q, 24 * MiB, 0x55);
+    free(q);
+    /* realloc grows a piece into the cached tail after it, in place */
+    unsigned char *r = malloc(6 * MiB);
+    ck_assert_ptr_eq(r, big);
+    fill_pages(r, 6 * MiB, 0x66);
+    hak_stats_get(&a);
+    unsigned char *r2 = realloc(r, 14 * MiB);
+    hak_stats_get(&b);
+    REQUIRE(r2 == r, "realloc moved the block from %p to %p: the cached tail was not taken",
+            (void *)r, (void *)r2);
+    REQUIRE(b.mmap_calls == a.mmap_calls, "a new mapping for realloc");
+    REQUIRE(malloc_usable_size(r2) >= 14 * MiB, "usable size %zu", malloc_usable_size(r2));
+    verify_pages(r2, 6 * MiB, 0x66);
+    fill_pages(r2, 14 * MiB, 0x77);
+    verify_pages(r2, 14 * MiB, 0x77);
+    free(r2);
+    hak_stats_get(&a);
+    q = malloc(24 * MiB); /* the rest of the tail merged back with it */
+    hak_stats_get(&b);
+    REQUIRE(q == big && b.mmap_calls == a.mmap_calls, "the mapping did not merge again (%p)",
+            (void *)q);
     free(q);
 }
 END_TEST
