@@ -114,19 +114,34 @@ static bool remap(char **map, size_t *size, size_t want)
     return true;
 }
 
+/* Writes header h of the block at user_off from it, in mapping map. */
+static void header_set(struct large_header *h, uint64_t magic, size_t user_off, char *map,
+                       size_t map_size, char *origin)
+{
+    h->magic = magic;
+    h->user_off = user_off;
+    h->map = map;
+    h->map_size = map_size;
+    h->size = (size_t)(map + map_size - ((char *)h + user_off));
+    h->origin = origin;
+}
+
 /* Marks cached mapping map (size bytes) as a mapping start in the registry,
  * with a freed header: a stale free() of a block that started there is a
  * double free, not a block of another mapping. */
 static void cached_start(char *map, size_t size, char *origin)
 {
     hak_registry_set(map, chunk_span(size), HAK_CHUNK_LARGE, HAK_CHUNK_LARGE_TAIL);
-    struct large_header *h = (struct large_header *)map;
-    h->magic = LARGE_FREED;
-    h->user_off = LARGE_HEADER;
-    h->map = map;
-    h->map_size = size;
-    h->size = size - LARGE_HEADER;
-    h->origin = origin;
+    header_set((struct large_header *)map, LARGE_FREED, LARGE_HEADER, map, size, origin);
+}
+
+/* Whether a cached mapping of `have` bytes is split to serve `want`: it
+ * holds more than half as much again, the block's part rounded to chunks
+ * does not, and a whole chunk is left over. */
+static bool split_pays(size_t have, size_t want)
+{
+    size_t keep = hak_align_up(want, HAK_CHUNK_SIZE);
+    return have > want + want / 2 && keep <= want + want / 2 && have >= keep + HAK_CHUNK_SIZE;
 }
 
 /* A cached mapping for *size bytes, or NULL; its length in *size and its
@@ -150,7 +165,7 @@ static char *cache_take(size_t *size, char **origin)
         map = cache[best].map;
         have = cache[best].size;
         *origin = cache[best].origin;
-        if (have > want + want / 2 && keep <= want + want / 2 && have >= keep + HAK_CHUNK_SIZE) {
+        if (split_pays(have, want)) {
             /* The tail stays, in the same slot, registered as a mapping
              * of its own; the block takes `keep` bytes. */
             cache[best].map = map + keep;
@@ -261,13 +276,7 @@ static void *mapped_alloc(size_t size, size_t align, bool *zeroed)
         char *map = new_mapping(&map_size, &origin, &fresh);
         if (!map)
             return NULL;
-        struct large_header *h = (struct large_header *)map;
-        h->magic = LARGE_MAGIC;
-        h->user_off = off;
-        h->map = map;
-        h->map_size = map_size;
-        h->size = map_size - off;
-        h->origin = origin;
+        header_set((struct large_header *)map, LARGE_MAGIC, off, map, map_size, origin);
         hak_registry_set(map, chunk_span(map_size), HAK_CHUNK_LARGE, HAK_CHUNK_LARGE_TAIL);
         atomic_fetch_add(&live_bytes, map_size);
         *zeroed = fresh;
@@ -285,13 +294,8 @@ static void *mapped_alloc(size_t size, size_t align, bool *zeroed)
     hak_stats_mapped(HAK_TIER_LARGE, (int64_t)map_size);
     hak_purge_note_growth(HAK_TIER_LARGE);
     char *user = (char *)hak_align_up((uintptr_t)map + HAK_CHUNK_SIZE, align);
-    struct large_header *h = (struct large_header *)(user - LARGE_HEADER);
-    h->magic = LARGE_MAGIC;
-    h->user_off = LARGE_HEADER;
-    h->map = map;
-    h->map_size = map_size;
-    h->size = (size_t)(map + map_size - user);
-    h->origin = map;
+    header_set((struct large_header *)(user - LARGE_HEADER), LARGE_MAGIC, LARGE_HEADER, map,
+               map_size, map);
     hak_registry_set(map, chunk_span(map_size), HAK_CHUNK_LARGE_TAIL, HAK_CHUNK_LARGE_TAIL);
     hak_registry_set(user, HAK_CHUNK_SIZE, HAK_CHUNK_LARGE_ALIGNED, HAK_CHUNK_LARGE_ALIGNED);
     atomic_fetch_add(&live_bytes, map_size);
@@ -385,7 +389,7 @@ static bool cache_absorb(struct large_header *h, size_t new_size)
         if (have < need)
             break;
         hak_registry_set(end, chunk_span(have), HAK_CHUNK_LARGE_TAIL, HAK_CHUNK_LARGE_TAIL);
-        if (have > need + need / 2 && keep <= need + need / 2 && have >= keep + HAK_CHUNK_SIZE) {
+        if (split_pays(have, need)) {
             cache[i].map = end + keep;
             cache[i].size = have - keep;
             cached_start(cache[i].map, cache[i].size, h->origin);
@@ -395,6 +399,7 @@ static bool cache_absorb(struct large_header *h, size_t new_size)
         }
         cache_bytes -= have;
         h->map_size += have;
+        h->size += have;
         atomic_fetch_add(&live_bytes, have);
         done = true;
         break;
@@ -418,10 +423,8 @@ void *large_realloc(void *p, enum hak_chunk_kind kind, size_t size)
     /* Small shrinks stay put: no system call for a few pages. */
     if (new_size <= h->map_size && new_size >= h->map_size / 2)
         return p;
-    if (new_size > h->map_size && cache_absorb(h, new_size)) {
-        h->size = h->map_size - off;
+    if (new_size > h->map_size && cache_absorb(h, new_size))
         return p;
-    }
     char *map = h->map;
     size_t map_size = h->map_size, old_size = map_size;
     hak_registry_set(map, chunk_span(map_size), HAK_CHUNK_NONE, HAK_CHUNK_NONE);
@@ -430,11 +433,7 @@ void *large_realloc(void *p, enum hak_chunk_kind kind, size_t size)
         return NULL;
     }
     atomic_fetch_add(&live_bytes, map_size - old_size); /* modulo 2^64 */
-    h = (struct large_header *)map;
-    h->map = map;
-    h->map_size = map_size;
-    h->size = map_size - off;
-    h->origin = map;
+    header_set((struct large_header *)map, LARGE_MAGIC, off, map, map_size, map);
     hak_registry_set(map, chunk_span(map_size), HAK_CHUNK_LARGE, HAK_CHUNK_LARGE_TAIL);
     return map + off;
 }
