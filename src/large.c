@@ -22,10 +22,11 @@
  * origin of its own, since the kernel splits its mapping there) that touch
  * are merged again in the cache, so a freed block and the tail split off it
  * serve a longer request whole, and realloc grows a block into the cached
- * piece that starts where it ends (cache_absorb).  The cache holds HAKMEM_LARGE_CACHE_MB, or
- * as many bytes as the mappings of live blocks if that is more: a program
- * that replaces its big blocks one at a time frees one as it allocates the
- * next, and a fixed 64 MiB made every other replacement grow a mapping.
+ * piece that starts where it ends (cache_absorb).  The cache holds
+ * HAKMEM_LARGE_CACHE_MB, or as many bytes as the mappings of live blocks if
+ * that is more: a program that replaces its big blocks one at a time frees
+ * one as it allocates the next, and a fixed 64 MiB made every other
+ * replacement grow a mapping.
  * Splitting replaced shrinking a mapping more than four times the request,
  * which unmapped pages that the next longer request faulted in again:
  * bench_huge 500 (twenty blocks of 5-25 MiB, replaced at random) made 208k
