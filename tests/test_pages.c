@@ -22,7 +22,8 @@
  *    blocks come from one freed 24 MiB block's mapping with no new mapping;
  *    freed, the pieces merge again and serve a 24 MiB block at the same
  *    address; a second free of a piece, merged or not, is a "double free";
- *    realloc grows a piece into the cached tail after it, in place;
+ *    realloc grows a piece into the cached tail after it, in place; the
+ *    cache holds as much as live blocks map when that is more than 64 MiB;
  *  - malloc_trim(0) gives every free run area and cached mapping back;
  *  - threads: 4 threads allocate, verify, realloc and free large blocks of
  *    random sizes, handing some to each other; forks while other threads
@@ -483,6 +484,30 @@ START_TEST(split_merge)
     REQUIRE(q == big && b.mmap_calls == a.mmap_calls, "the mapping did not merge again (%p)",
             (void *)q);
     free(q);
+    /* The cache holds as much as the live blocks map when that is more
+     * than HAKMEM_LARGE_CACHE_MB (64 MiB): two of four 40 MiB blocks freed
+     * stay cached and come back with no system call.  (Not touched: their
+     * pages cost nothing.) */
+    malloc_trim(0);
+    void *l[4];
+    for (int i = 0; i < 4; i++) {
+        l[i] = malloc(40 * MiB);
+        ck_assert_ptr_nonnull(l[i]);
+    }
+    hak_stats_get(&a);
+    free(l[0]);
+    free(l[1]);
+    l[0] = malloc(40 * MiB);
+    l[1] = malloc(40 * MiB);
+    hak_stats_get(&b);
+    ck_assert(l[0] && l[1]);
+    REQUIRE(b.mmap_calls == a.mmap_calls && b.munmap_calls == a.munmap_calls,
+            "mmap %llu -> %llu, munmap %llu -> %llu: 80 MiB freed while 80 MiB stayed live "
+            "were not all cached",
+            (unsigned long long)a.mmap_calls, (unsigned long long)b.mmap_calls,
+            (unsigned long long)a.munmap_calls, (unsigned long long)b.munmap_calls);
+    for (int i = 0; i < 4; i++)
+        free(l[i]);
 }
 END_TEST
 
