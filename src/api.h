@@ -138,7 +138,7 @@ HAK_INLINE void hak_impl_free(void *p)
         }
         hak_free_tiny_slow(p);
         return;
-    } else if (kind == HAK_CHUNK_POOL && pool_free_fast(p)) {
+    } else if (kind == HAK_CHUNK_RUNS && pool_free_fast(p)) {
         return;
     }
     hak_free_slow(p);

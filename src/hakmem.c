@@ -156,7 +156,7 @@ void hak_free_slow(void *p)
 {
     if (!p)
         return;
-    enum hak_chunk_kind kind = hak_registry_kind(p);
+    enum hak_chunk_kind kind = hak_kind_of(p);
     switch (kind) {
     case HAK_CHUNK_TINY:
         hak_free_tiny_slow(p);
@@ -214,7 +214,7 @@ static size_t live_usable_size(void *p, enum hak_chunk_kind kind, const char *fu
  * means the caller's idea of the block is wrong, and is reported. */
 void hak_impl_free_sized(void *p, size_t size)
 {
-    if (p && size > live_usable_size(p, hak_registry_kind(p), "free_sized"))
+    if (p && size > live_usable_size(p, hak_kind_of(p), "free_sized"))
         hak_fatal_ptr("free_sized", "invalid size", p);
     hak_impl_free(p);
 }
@@ -224,7 +224,7 @@ void hak_impl_free_sized(void *p, size_t size)
 void hak_impl_free_aligned_sized(void *p, size_t align, size_t size)
 {
     if (p) {
-        size_t n = live_usable_size(p, hak_registry_kind(p), "free_aligned_sized");
+        size_t n = live_usable_size(p, hak_kind_of(p), "free_aligned_sized");
         if (!is_pow2(align) || (uintptr_t)p % align)
             hak_fatal_ptr("free_aligned_sized", "invalid alignment", p);
         if (size > n)
@@ -237,7 +237,7 @@ size_t hak_impl_usable_size(void *p)
 {
     if (!p)
         return 0;
-    return usable_size(p, hak_registry_kind(p), "malloc_usable_size");
+    return usable_size(p, hak_kind_of(p), "malloc_usable_size");
 }
 
 void *hak_calloc_slow(size_t n, size_t size)
@@ -254,7 +254,7 @@ void *hak_impl_realloc(void *p, size_t size)
 {
     if (!p)
         return hak_impl_malloc(size);
-    enum hak_chunk_kind kind = hak_registry_kind(p);
+    enum hak_chunk_kind kind = hak_kind_of(p);
     size_t old = live_usable_size(p, kind, "realloc");
     /* As glibc (and what programs written for it count on): realloc(p, 0)
      * frees p and returns NULL. */

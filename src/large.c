@@ -314,7 +314,7 @@ void *large_alloc(size_t size, size_t align, bool *zeroed)
 {
     hak_purge_tick();
     if (size <= HAK_LARGE_RUN_MAX && align <= HAK_LARGE_RUN_ALIGN_MAX) {
-        void *p = pages_alloc(pages_for(size), align, zeroed);
+        void *p = pages_alloc(pages_for(size), align, zeroed, HAK_TIER_LARGE);
         /* Where no new run area fits in the address space left (under
          * `ulimit -v`), a mapping sized to the block may. */
         if (p)

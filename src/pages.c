@@ -55,8 +55,7 @@ struct run_area {
     };
 };
 
-_Static_assert(sizeof(struct run_area) <= HAK_RUN_HEADER_PAGES * HAK_PAGE_SIZE,
-               "run area header too big");
+_Static_assert(sizeof(struct run_area) == HAK_RUN_CLIENT_OFFSET, "the client bytes follow the map");
 _Static_assert(HAK_RUN_MAX_PAGES < UINT16_MAX, "page counts are 16-bit");
 
 #define BIN_WORDS ((HAK_RUN_MAX_PAGES + 64) / 64)
@@ -318,7 +317,7 @@ static void run_settle(struct run *r, bool dirty, uint64_t since)
 /* A fresh run area, mapped and registered but in no list yet; NULL if out
  * of memory.  Called without pages_lock (see lock_with_descs): its page map
  * is all zero, which run_of reads as no run. */
-static struct run_area *area_map(void)
+static struct run_area *area_map(enum hak_tier tier)
 {
     struct run_area *c = hak_os_map_aligned(HAK_RUN_AREA_SIZE, HAK_RUN_AREA_SIZE);
     if (!c)
@@ -326,7 +325,7 @@ static struct run_area *area_map(void)
     hak_os_no_huge_pages(c, HAK_RUN_AREA_SIZE);
     hak_stats_mapped(HAK_TIER_LARGE, (int64_t)HAK_RUN_AREA_SIZE);
     hak_registry_set(c, HAK_RUN_AREA_SIZE, HAK_CHUNK_RUNS, HAK_CHUNK_RUNS);
-    hak_purge_note_growth(HAK_TIER_LARGE);
+    hak_purge_note_growth(tier);
     return c;
 }
 
@@ -441,7 +440,7 @@ static void *carve(struct run *r, unsigned first, unsigned n, struct run *head, 
  * it carves from, and the whole run of a new area. */
 #define ALLOC_DESCS 3
 
-void *pages_alloc(size_t npages, size_t align, bool *zeroed)
+void *pages_alloc(size_t npages, size_t align, bool *zeroed, enum hak_tier tier)
 {
     unsigned n = (unsigned)npages;
     if (!lock_with_descs(ALLOC_DESCS))
@@ -451,7 +450,7 @@ void *pages_alloc(size_t npages, size_t align, bool *zeroed)
     if (!r) {
         /* A new area, mapped without the lock (see lock_with_descs). */
         hak_unlock(&pages_lock);
-        struct run_area *c = area_map();
+        struct run_area *c = area_map(tier);
         if (!c)
             return NULL;
         if (!lock_with_descs(ALLOC_DESCS)) {
@@ -472,14 +471,24 @@ void *pages_alloc(size_t npages, size_t align, bool *zeroed)
     return p;
 }
 
-void pages_free(void *p, const char *func)
+static void run_free(void *p, const char *func, bool dirty)
 {
-    uint64_t now = hak_clock_ms();
+    uint64_t now = dirty ? hak_clock_ms() : 0;
     hak_lock(&pages_lock);
     struct run *r = run_of(p, func);
     r->freed = true;
-    run_settle(r, true, now);
+    run_settle(r, dirty, now);
     hak_unlock(&pages_lock);
+}
+
+void pages_free(void *p, const char *func)
+{
+    run_free(p, func, true);
+}
+
+void pages_free_purged(void *p, const char *func)
+{
+    run_free(p, func, false);
 }
 
 size_t pages_usable_size(void *p, const char *func)

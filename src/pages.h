@@ -1,7 +1,9 @@
 /*
  * pages.h - the page-run layer: runs of 4 KiB pages carved from shared run
  * areas of HAK_RUN_AREA_SIZE bytes, aligned to their size (each of their 2 MiB
- * chunks has registry kind HAK_CHUNK_RUNS).
+ * chunks has registry kind HAK_CHUNK_RUNS).  Its runs are the large tier's
+ * blocks up to HAK_LARGE_RUN_MAX (large.h) and the pool tier's pages
+ * (pool.h), so the pages either tier gives back serve the other.
  *
  * A run area keeps its metadata in its first HAK_RUN_HEADER_PAGES pages: a
  * page map with, for the first and the last page of every run, the run's
@@ -25,22 +27,35 @@
 #define HAKMEM_PAGES_H
 
 #include "internal.h"
+#include "hakmem.h"
 
 #define HAK_RUN_AREA_SIZE ((size_t)8 << 20)
 #define HAK_RUN_AREA_PAGES (HAK_RUN_AREA_SIZE / HAK_PAGE_SIZE)
-/* Pages at the start of a run area holding its page map. */
-#define HAK_RUN_HEADER_PAGES (HAK_RUN_AREA_PAGES * sizeof(void *) / HAK_PAGE_SIZE)
+/* The header at the start of a run area: its page map, then
+ * HAK_RUN_CLIENT_BYTES at HAK_RUN_CLIENT_OFFSET that belong to the pool tier
+ * (the records of the area's 64 KiB units, pool.h), zero when the area is
+ * mapped. */
+#define HAK_RUN_CLIENT_OFFSET (HAK_RUN_AREA_PAGES * sizeof(void *))
+#define HAK_RUN_CLIENT_BYTES ((size_t)10 << 10)
+/* Pages at the start of a run area holding its header. */
+#define HAK_RUN_HEADER_PAGES                                                                   \
+    ((HAK_RUN_CLIENT_OFFSET + HAK_RUN_CLIENT_BYTES + HAK_PAGE_SIZE - 1) / HAK_PAGE_SIZE)
 /* The longest run an area can hold. */
 #define HAK_RUN_MAX_PAGES (HAK_RUN_AREA_PAGES - HAK_RUN_HEADER_PAGES)
 
 /* A run of `npages` pages whose start is aligned to `align` (a power of two).
  * Both at most half an area (the area's second half is then always a place
  * for it).  *zeroed tells whether every page is known to read zero.  NULL if
- * out of memory. */
-HAK_HIDDEN void *pages_alloc(size_t npages, size_t align, bool *zeroed);
+ * out of memory.  A new area mapped for it counts as growth of `tier`
+ * (hak_purge_note_growth). */
+HAK_HIDDEN void *pages_alloc(size_t npages, size_t align, bool *zeroed, enum hak_tier tier);
 /* Frees the run starting at p; aborts naming `func` if p is not the start of
- * a live run ("invalid pointer" or "double free"). */
+ * a live run ("invalid pointer" or "double free").  Its pages are purged once
+ * free for the delay. */
 HAK_HIDDEN void pages_free(void *p, const char *func);
+/* pages_free of a run whose pages the caller purged already (a pool page
+ * given back after the delay): they are not purged again. */
+HAK_HIDDEN void pages_free_purged(void *p, const char *func);
 /* Bytes in the run starting at p (validated as pages_free does). */
 HAK_HIDDEN size_t pages_usable_size(void *p, const char *func);
 /* Resizes the run starting at p to `npages` in place: shrinking gives the

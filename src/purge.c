@@ -38,14 +38,16 @@ void hak_purge_note_growth(enum hak_tier tier)
         atomic_fetch_or_explicit(&grew, bit, memory_order_relaxed);
 }
 
-/* Runs the purge hooks of the tiers in `tiers` (bit per tier). */
+/* Runs the purge hooks of the tiers in `tiers` (bit per tier).  The pool
+ * first: the pages it gives back join the page-run layer, whose purge (the
+ * large tier's) then finds their areas wholly free and unmaps them. */
 static size_t purge_run(uint64_t now, uint64_t age, bool all, unsigned tiers)
 {
     size_t bytes = 0;
-    if (tiers & (1u << HAK_TIER_LARGE))
-        bytes += large_purge(now, age, all);
     if (tiers & (1u << HAK_TIER_POOL))
         bytes += pool_purge(now, age, all);
+    if (tiers & (1u << HAK_TIER_LARGE))
+        bytes += large_purge(now, age, all);
     if (tiers & (1u << HAK_TIER_TINY))
         bytes += tiny_purge(now, age, all);
     return bytes;

@@ -17,7 +17,7 @@
  * (pool.h) and large_purge (large.h).
  *
  * The age is the delay, except right after the footprint grew: a tier that
- * maps new memory (a superslab, a pool chunk, a run area, a large mapping)
+ * maps new memory (a superslab, a run area, a large mapping)
  * says so (hak_purge_note_growth), and the next tick purges what the other
  * small-block tiers (tiny, pool) hold free at that moment, whatever its age
  * (the threads' caches stay as they are).  That memory could not serve the

@@ -16,13 +16,15 @@
 enum hak_chunk_kind {
     HAK_CHUNK_NONE = 0,        /* not ours */
     HAK_CHUNK_TINY = 1,        /* a tiny-tier superslab */
-    HAK_CHUNK_POOL = 2,        /* a pool-tier chunk */
+    HAK_CHUNK_POOL = 2,        /* never in the registry: hak_kind_of's (pool.h) name
+                                  for a unit of a run area that the pool holds */
     HAK_CHUNK_LARGE = 3,       /* first chunk of a large mapping; header at its base */
     HAK_CHUNK_LARGE_TAIL = 4,  /* any later chunk of a large mapping (the last one
                                   may be mapped only in part) */
     HAK_CHUNK_LARGE_ALIGNED = 5, /* first user chunk of a block aligned to >= 2 MiB;
                                    header just below the block */
-    HAK_CHUNK_RUNS = 6         /* a chunk of the page-run layer (pages.h) */
+    HAK_CHUNK_RUNS = 6         /* a chunk of the page-run layer (pages.h): large
+                                  blocks' runs and pool pages */
 };
 
 /* User space addresses on x86-64 fit in 47 bits. */

@@ -25,6 +25,9 @@
  *    realloc grows a piece into the cached tail after it, in place; the
  *    cache holds as much as live blocks map when that is more than 64 MiB;
  *  - malloc_trim(0) gives every free run area and cached mapping back;
+ *  - pool pages are runs of the same areas: 64 MiB of pool blocks freed and
+ *    trimmed leave no area mapped for them, and a large block takes pages
+ *    that pool pages gave back, in an area that held them, with no mmap;
  *  - threads: 4 threads allocate, verify, realloc and free large blocks of
  *    random sizes, handing some to each other; forks while other threads
  *    allocate and free, each child using large blocks (tests/memory.sh runs
@@ -68,6 +71,23 @@ static size_t large_mapped(void)
     struct hak_stats s;
     hak_stats_get(&s);
     return (size_t)s.tier[HAK_TIER_LARGE].mapped_bytes;
+}
+
+/* After malloc_trim(0) with no large block live, the large tier maps no
+ * memory of its own: what it still counts is the run areas that pool pages
+ * keep mapped (pool pages are runs of 64 KiB units in the same areas; this
+ * process's stdio and Check's buffers hold some), each holding at least
+ * one, and no byte of those areas is counted twice. */
+static void check_trimmed(void)
+{
+    struct hak_stats s;
+    hak_stats_get(&s);
+    size_t large = (size_t)s.tier[HAK_TIER_LARGE].mapped_bytes;
+    size_t pool = (size_t)s.tier[HAK_TIER_POOL].mapped_bytes;
+    REQUIRE((large + pool) % AREA == 0 && (large + pool) / AREA <= pool / (64 * KiB),
+            "after malloc_trim(0): large tier %zu KiB, pool %zu KiB mapped: more than the areas "
+            "that pool pages keep",
+            large / KiB, pool / KiB);
 }
 
 static void fill(unsigned char *p, size_t n, unsigned char v)
@@ -305,7 +325,7 @@ START_TEST(spare_area)
     free(q);
     free(r);
     malloc_trim(0);
-    ck_assert_uint_eq(large_mapped(), 0);
+    check_trimmed();
 }
 END_TEST
 
@@ -321,7 +341,72 @@ START_TEST(trim_gives_back)
     for (int i = 0; i < 40; i++)
         free(b[i]);
     malloc_trim(0);
-    ck_assert_uint_eq(large_mapped(), 0);
+    check_trimmed();
+}
+END_TEST
+
+static uintptr_t area_of(const void *p)
+{
+    return (uintptr_t)p & ~(uintptr_t)(AREA - 1);
+}
+
+START_TEST(pool_pages_in_areas)
+{
+    enum { N = 4096, SIZE = 16 * 1024, KEEP_N = 120, KEEP_SIZE = 40 * 1024 };
+    malloc_trim(0);
+    struct hak_stats a, b;
+    hak_stats_get(&a);
+    /* 64 MiB of pool blocks, freed: once trimmed, their areas are gone. */
+    unsigned char **p = malloc(N * sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    for (unsigned i = 0; i < N; i++) {
+        p[i] = malloc(SIZE);
+        ck_assert_ptr_nonnull(p[i]);
+        p[i][0] = p[i][SIZE - 1] = (unsigned char)i;
+    }
+    for (unsigned i = 0; i < N; i++) {
+        REQUIRE(p[i][0] == (unsigned char)i && p[i][SIZE - 1] == (unsigned char)i,
+                "pool block %u lost its bytes", i);
+        free(p[i]);
+    }
+    malloc_trim(0);
+    hak_stats_get(&b);
+    uint64_t before = a.tier[HAK_TIER_POOL].mapped_bytes + a.tier[HAK_TIER_LARGE].mapped_bytes;
+    uint64_t after = b.tier[HAK_TIER_POOL].mapped_bytes + b.tier[HAK_TIER_LARGE].mapped_bytes;
+    REQUIRE(after <= before + AREA,
+            "64 MiB of pool blocks freed and trimmed: pool and large tiers map %llu KiB, %llu before",
+            (unsigned long long)(after / KiB), (unsigned long long)(before / KiB));
+    REQUIRE(b.munmap_calls >= a.munmap_calls + 6, "%llu areas unmapped after 64 MiB of pool blocks",
+            (unsigned long long)(b.munmap_calls - a.munmap_calls));
+
+    /* Pool pages of 40 KiB blocks, all freed but one, trimmed: the pages
+     * go back to their areas, and a large block takes some with no mmap. */
+    uintptr_t areas[KEEP_N];
+    for (unsigned i = 0; i < KEEP_N; i++) {
+        p[i] = malloc(KEEP_SIZE);
+        ck_assert_ptr_nonnull(p[i]);
+        memset(p[i], 0x5a, KEEP_SIZE);
+        areas[i] = area_of(p[i]);
+    }
+    for (unsigned i = 1; i < KEEP_N; i++)
+        free(p[i]);
+    malloc_trim(0);
+    hak_stats_get(&a);
+    unsigned char *big = malloc(2 * MiB);
+    hak_stats_get(&b);
+    ck_assert_ptr_nonnull(big);
+    fill(big, 2 * MiB, 0x77);
+    REQUIRE(b.mmap_calls == a.mmap_calls, "a 2 MiB block mapped memory (%llu mmaps)",
+            (unsigned long long)(b.mmap_calls - a.mmap_calls));
+    bool shared = false;
+    for (unsigned i = 0; i < KEEP_N; i++)
+        shared |= area_of(big) == areas[i];
+    REQUIRE(shared, "a 2 MiB block at %p: in no area that pool pages used", (void *)big);
+    for (size_t i = 0; i < KEEP_SIZE; i++)
+        REQUIRE(p[0][i] == 0x5a, "the pool block kept lost byte %zu", i);
+    free(big);
+    free(p[0]);
+    free(p);
 }
 END_TEST
 
@@ -587,7 +672,7 @@ START_TEST(threads)
         pthread_join(t[i], NULL);
     pthread_barrier_destroy(&barrier);
     malloc_trim(0);
-    ck_assert_uint_eq(large_mapped(), 0);
+    check_trimmed();
 }
 END_TEST
 
@@ -660,6 +745,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, calloc_reused);
     tcase_add_test(tc, spare_area);
     tcase_add_test(tc, trim_gives_back);
+    tcase_add_test(tc, pool_pages_in_areas);
     tcase_add_test(tc, misuse);
     suite_add_tcase(s, tc);
     /* Its own case: it runs itself again, alone, with a long purge delay. */

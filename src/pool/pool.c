@@ -1,7 +1,8 @@
 /*
- * pool.c - the pool tier's shared layer: pool chunks and their units, pages
- * of one class, and the per-class lists of pages with free blocks, each under
- * its class's lock.  Without Pool TLS every pool malloc and free comes here.
+ * pool.c - the pool tier's shared layer: pages of one class taken from the
+ * page-run layer, their unit records, and the per-class lists of pages with
+ * free blocks, each under its class's lock.  Without Pool TLS every pool
+ * malloc and free comes here.
  */
 #include "pool/pool.h"
 #include "fast.h"
@@ -12,6 +13,7 @@
 #include "lifecycle.h"
 #include "options.h"
 #include "os.h"
+#include "pages.h"
 #include "purge.h"
 #include "registry.h"
 #include "stats.h"
@@ -20,8 +22,6 @@
 #include <pthread.h>
 #include <string.h>
 
-#define POOL_CHUNK_MAGIC 0x68616b504f4f4cull /* "hakPOOL" */
-#define ALL_UNITS_FREE ((uint32_t)(((uint64_t)1 << POOL_UNITS_PER_CHUNK) - 1))
 /* Whole lists of blocks the transfer cache holds per class (each at most
  * pool_class_batch_max blocks, about POOL_BATCH_BYTES). */
 #define POOL_XFER_SLOTS 8
@@ -51,15 +51,6 @@ static struct pool_class_state {
  * (pool_central_take). */
 #define POOL_DENSE_PAGES 16u
 
-/* All pool chunks, newest first; chunks are never unmapped (their free units
- * are purged), so the list only grows: it is read and pushed onto without a
- * lock.  (A chunk lock held around the scan for free units made a deadlock:
- * a thread interrupted in the scan by a signal whose handler forks holds
- * it, another thread holding a class lock waits for it, and the fork
- * handlers wait for that class lock; test_fork signal_threads, one run in
- * about fifty under ASan.) */
-static struct pool_chunk *_Atomic chunks;
-
 void pool_init(void)
 {
     pool_size_class_init();
@@ -82,100 +73,16 @@ int pool_class_for(size_t size, size_t align)
     return (int)pool_class_of(pow2);
 }
 
-/* ---- units and chunks ---- */
-
-static struct pool_chunk *chunk_new(void)
-{
-    struct pool_chunk *c = hak_os_map_chunks(HAK_CHUNK_SIZE);
-    if (!c)
-        return NULL;
-    c->magic = POOL_CHUNK_MAGIC;
-    atomic_store(&c->free_units, ALL_UNITS_FREE);
-    hak_registry_set(c, HAK_CHUNK_SIZE, HAK_CHUNK_POOL, HAK_CHUNK_POOL);
-    hak_stats_mapped(HAK_TIER_POOL, (int64_t)HAK_CHUNK_SIZE);
-    hak_purge_note_growth(HAK_TIER_POOL);
-    return c;
-}
-
-/* Puts new chunk c, ready, on the chunk list. */
-static void chunk_publish(struct pool_chunk *c)
-{
-    struct pool_chunk *head = atomic_load_explicit(&chunks, memory_order_relaxed);
-    do
-        c->next = head;
-    while (!atomic_compare_exchange_weak_explicit(&chunks, &head, c, memory_order_release,
-                                                  memory_order_relaxed));
-}
-
-/* Claims `units` free units (a power of two, aligned to itself) of chunk c
- * with one CAS; returns the first index or -1. */
-static int units_claim(struct pool_chunk *c, unsigned units)
-{
-    uint32_t run = (uint32_t)(((uint64_t)1 << units) - 1);
-    uint32_t mask = atomic_load_explicit(&c->free_units, memory_order_relaxed);
-    for (;;) {
-        int found = -1;
-        for (unsigned i = 0; i < POOL_UNITS_PER_CHUNK; i += units) {
-            if (((mask >> i) & run) == run) {
-                found = (int)i;
-                break;
-            }
-        }
-        if (found < 0)
-            return -1;
-        if (atomic_compare_exchange_weak_explicit(&c->free_units, &mask,
-                                                  mask & ~(run << found),
-                                                  memory_order_acquire, memory_order_relaxed))
-            return found;
-    }
-}
-
-static char *unit_addr(struct pool_chunk *c, unsigned i)
-{
-    return (char *)c + ((size_t)i << POOL_UNIT_SHIFT);
-}
-
-/*
- * Page memory: pages_get finds `units` free units for a new page, pages_put
- * gives a released page's units back.  These two are the pool's only source
- * and sink of page memory, so that pool pages can come from another layer
- * (the page-run layer) by changing them alone.
- *
- * pages_get tries *arena first and updates *arena to the chunk used; only a
- * miss on the arena scans the chunk list.
- */
-static struct pool_page *pages_get(unsigned units, struct pool_chunk **arena)
-{
-    struct pool_chunk *c = arena ? *arena : NULL;
-    int i = c ? units_claim(c, units) : -1;
-    if (i < 0) {
-        for (c = atomic_load_explicit(&chunks, memory_order_acquire); c; c = c->next)
-            if ((i = units_claim(c, units)) >= 0)
-                break;
-        if (!c) {
-            /* Two threads that both find no free units both map a chunk:
-             * the second is used later. */
-            if (!(c = chunk_new()))
-                return NULL;
-            i = units_claim(c, units);
-            chunk_publish(c);
-        }
-        if (i < 0)
-            return NULL;
-        if (arena)
-            *arena = c;
-    }
-    return &pool_chunk_units(c)[i];
-}
-
-static struct pool_chunk *chunk_of_page(const struct pool_page *pg)
-{
-    return (struct pool_chunk *)hak_chunk_base(pg);
-}
+/* ---- pages ---- */
 
 static char *page_start(const struct pool_page *pg)
 {
-    return (char *)chunk_of_page(pg) + pg->start_off;
+    return (char *)pool_area_of(pg) + pg->start_off;
+}
+
+static size_t page_bytes(const struct pool_page *pg)
+{
+    return (size_t)pg->units << POOL_UNIT_SHIFT;
 }
 
 /* Writes the class of page pg (or POOL_NO_CLASS: the page leaves use) into
@@ -184,44 +91,34 @@ static char *page_start(const struct pool_page *pg)
  * reading the page's state (hak_divisible(n, 0) is false). */
 static void page_set_class(struct pool_page *pg, unsigned cls)
 {
-    struct pool_page *recs = pool_chunk_units(chunk_of_page(pg));
-    unsigned first = (unsigned)(pg - recs);
     for (unsigned k = 0; k < pg->units; k++)
-        recs[first + k].cls = (uint8_t)cls;
+        pg[k].cls = (uint8_t)cls;
     pg->div_magic = cls == POOL_NO_CLASS ? 0 : hak_div_magic(pg->stride);
 }
 
-/* Purges what page pg carved and gives its units back to the chunk. */
-static void pages_put(struct pool_page *pg)
-{
-    struct pool_chunk *c = chunk_of_page(pg);
-    struct pool_page *units = pool_chunk_units(c);
-    unsigned first = (unsigned)(pg - units);
-    for (unsigned k = 0; k < pg->units; k++)
-        atomic_store_explicit(&units[first + k].state, POOL_UNIT_FREE, memory_order_relaxed);
-    page_set_class(pg, POOL_NO_CLASS);
-    uint32_t carved = atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed);
-    if (carved)
-        hak_os_purge(page_start(pg), carved);
-    uint32_t run = (uint32_t)(((uint64_t)1 << pg->units) - 1) << first;
-    atomic_fetch_or_explicit(&c->free_units, run, memory_order_release);
-}
-
-static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
+/*
+ * Page memory comes from the page-run layer and goes back to it: a page is
+ * a run of whole units aligned to a unit (never the area's first unit,
+ * which holds the header), whose unit records are the page's.  The page-run
+ * layer counts its areas toward the large tier's mapped bytes; the runs the
+ * pool holds count toward the pool's instead.
+ */
+static struct pool_page *page_new(unsigned cls)
 {
     unsigned units = pool_class_units[cls];
-    struct pool_page *pg = pages_get(units, arena);
-    if (!pg)
+    size_t bytes = (size_t)units << POOL_UNIT_SHIFT;
+    bool zeroed;
+    char *start = pages_alloc(bytes / HAK_PAGE_SIZE, POOL_UNIT_SIZE, &zeroed, HAK_TIER_POOL);
+    if (!start)
         return NULL;
-    struct pool_chunk *c = chunk_of_page(pg);
-    struct pool_page *recs = pool_chunk_units(c);
-    unsigned first = (unsigned)(pg - recs);
-    char *base = unit_addr(c, first);
-    char *start = base + (first == 0 ? POOL_CHUNK_HEADER : 0);
-    pg->start_off = (uint32_t)(start - (char *)c);
+    hak_stats_mapped(HAK_TIER_POOL, (int64_t)bytes);
+    hak_stats_mapped(HAK_TIER_LARGE, -(int64_t)bytes);
+    uintptr_t area = pool_area_of(start);
+    unsigned first = (unsigned)(((uintptr_t)start - area) >> POOL_UNIT_SHIFT);
+    struct pool_page *pg = &pool_area_units(area)[first];
+    pg->start_off = (uint32_t)((uintptr_t)start - area);
     pg->stride = pool_class_size[cls];
-    uint32_t capacity = (uint32_t)((size_t)(base + ((size_t)units << POOL_UNIT_SHIFT) - start) /
-                                   pg->stride);
+    uint32_t capacity = (uint32_t)(bytes / pg->stride);
     pg->limit_bytes = capacity * pg->stride;
     atomic_store_explicit(&pg->carved_bytes, 0, memory_order_relaxed);
     pg->used = 0;
@@ -230,9 +127,9 @@ static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
     pg->head = (uint8_t)first;
     pg->next = pg->prev = NULL;
     for (unsigned k = 1; k < units; k++) {
-        recs[first + k].head = (uint8_t)first;
-        recs[first + k].div_magic = 0; /* no page starts here */
-        atomic_store_explicit(&recs[first + k].state, POOL_UNIT_TAIL, memory_order_release);
+        pg[k].head = (uint8_t)first;
+        pg[k].div_magic = 0; /* no page starts here */
+        atomic_store_explicit(&pg[k].state, POOL_UNIT_TAIL, memory_order_release);
     }
     page_set_class(pg, cls);
     atomic_store_explicit(&pg->state, POOL_PAGE_FULL, memory_order_release);
@@ -242,11 +139,23 @@ static struct pool_page *page_new(unsigned cls, struct pool_chunk **arena)
     return pg;
 }
 
+/* Purges empty page pg and gives its run back to the page-run layer (the
+ * page has been empty for the purge delay, or malloc_trim asks). */
 static void page_release(struct pool_page *pg)
 {
+    char *start = page_start(pg);
+    size_t bytes = page_bytes(pg);
     if (hak_opt.pool_trace)
-        hak_warn("pool: release page %p", (void *)page_start(pg));
-    pages_put(pg);
+        hak_warn("pool: release page %p", (void *)start);
+    page_set_class(pg, POOL_NO_CLASS);
+    for (unsigned k = 0; k < pg->units; k++)
+        atomic_store_explicit(&pg[k].state, POOL_UNIT_FREE, memory_order_relaxed);
+    /* All of it: a dense class backs a new page's first unit ahead of its
+     * carving (pool_central_take). */
+    hak_os_purge(start, bytes);
+    hak_stats_mapped(HAK_TIER_POOL, -(int64_t)bytes);
+    hak_stats_mapped(HAK_TIER_LARGE, (int64_t)bytes);
+    pages_free_purged(start, "free");
 }
 
 /* ---- blocks ---- */
@@ -254,8 +163,8 @@ static void page_release(struct pool_page *pg)
 void pool_check_link(const void *b, void *next, unsigned cls)
 {
     struct pool_page *pg;
-    /* The registry first: next's chunk is read only once it is a pool chunk. */
-    if (HAK_UNLIKELY(next && (next == b || hak_registry_kind(next) != HAK_CHUNK_POOL ||
+    /* The registry first: next's area is read only once it is a run area. */
+    if (HAK_UNLIKELY(next && (next == b || hak_registry_kind(next) != HAK_CHUNK_RUNS ||
                               !(pg = pool_page_lookup(next)) || pg->cls != cls ||
                               (HAK_HARDENING && !hak_block_marked_free(next)))))
         hak_fatal("malloc(): corrupted free list (link to %p)", next);
@@ -298,8 +207,7 @@ static void partial_push(struct pool_class_state *cs, struct pool_page *pg)
 
 /* A page for class cls to take blocks from: the most recently emptied one
  * (its memory is likely still cached and mapped), else a new one (*fresh). */
-static struct pool_page *page_acquire(struct pool_class_state *cs, unsigned cls,
-                                      struct pool_chunk **arena, bool *fresh)
+static struct pool_page *page_acquire(struct pool_class_state *cs, unsigned cls, bool *fresh)
 {
     struct pool_page *pg = cs->empty;
     *fresh = !pg;
@@ -307,7 +215,7 @@ static struct pool_page *page_acquire(struct pool_class_state *cs, unsigned cls,
         list_remove(&cs->empty, pg);
         page_set_class(pg, cls);
     } else {
-        pg = page_new(cls, arena);
+        pg = page_new(cls);
     }
     if (pg) {
         partial_push(cs, pg);
@@ -365,7 +273,7 @@ static bool page_exhausted(const struct pool_page *pg)
                             pg->limit_bytes;
 }
 
-uint32_t pool_central_take(unsigned cls, uint32_t want, void **list, struct pool_chunk **arena)
+uint32_t pool_central_take(unsigned cls, uint32_t want, void **list)
 {
     struct pool_class_state *cs = &classes[cls];
     uint32_t got = 0;
@@ -385,7 +293,7 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list, struct pool
         struct pool_page *pg = cs->partial;
         if (!pg) {
             acquired = true;
-            if (!(pg = page_acquire(cs, cls, arena, &fresh)))
+            if (!(pg = page_acquire(cs, cls, &fresh)))
                 break;
             if (fresh && cs->pages > POOL_DENSE_PAGES && pg->stride <= HAK_PAGE_SIZE) {
                 back = page_start(pg);
@@ -478,7 +386,7 @@ void pool_central_put(unsigned cls, void *list, uint32_t n)
 void *pool_shared_alloc(unsigned cls)
 {
     void *b = NULL;
-    pool_central_take(cls, 1, &b, NULL);
+    pool_central_take(cls, 1, &b);
     if (b)
         hak_block_unmark(b);
     if (hak_opt.pool_trace)

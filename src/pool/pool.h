@@ -1,17 +1,19 @@
 /*
  * pool.h - the pool tier (HAK_TINY_MAX+1 .. HAK_POOL_MAX bytes).
  *
- * Pool chunks are 2 MiB chunks cut into 64 KiB units; a pool page is a run of
- * 1-8 units holding blocks of one class.  The chunk's first bytes hold the
- * metadata of every unit, so free() finds a block's page by mask and shift.
- * Pages live on shared per-class lists under a lock per class; blocks are
- * carved from a page's tail lazily, at most about a memory page (4 KiB) per
- * step, so a page costs memory only as its blocks are used.  Pages that
- * become empty are kept on their class's empty list and purged only after
- * the purge delay (purge.h).  With Pool TLS (pool_tls.c, pool_fast.h) each
- * thread also keeps per-class caches in front of those lists, which trade
- * whole lists with a per-class transfer cache, and an arena chunk from which
- * it takes pages before looking at any other chunk.
+ * A pool page is a run of 1-8 64 KiB units of the page-run layer (pages.h),
+ * aligned to a unit, holding blocks of one class: pool pages and large
+ * blocks share the run areas, so pages either tier gives back serve the
+ * other.  Each area's header holds a record for every unit of the area
+ * (its client bytes), so free() finds a block's page by mask and shift, as
+ * for any run.  Pages live on shared per-class lists under a lock per
+ * class; blocks are carved from a page's tail lazily, at most about a memory
+ * page (4 KiB) per step, so a page costs memory only as its blocks are used.
+ * Pages that become empty are kept on their class's empty list and go back
+ * to the page-run layer, purged, only after the purge delay (purge.h).
+ * With Pool TLS (pool_tls.c, pool_fast.h) each thread also keeps per-class
+ * caches in front of those lists, which trade whole lists with a per-class
+ * transfer cache.
  */
 #ifndef HAKMEM_POOL_H
 #define HAKMEM_POOL_H
@@ -20,16 +22,16 @@
 #include "freelist.h"
 #include "registry.h"
 #include "pool/pool_class.h"
+#include "pages.h"
 #include <stdatomic.h>
 
 #define POOL_UNIT_SHIFT 16
 #define POOL_UNIT_SIZE ((size_t)1 << POOL_UNIT_SHIFT)
-#define POOL_UNITS_PER_CHUNK ((unsigned)(HAK_CHUNK_SIZE / POOL_UNIT_SIZE))
+#define POOL_UNITS_PER_AREA ((unsigned)(HAK_RUN_AREA_SIZE / POOL_UNIT_SIZE))
 #define POOL_MAX_PAGE_UNITS 8
-#define POOL_CHUNK_HEADER ((size_t)HAK_PAGE_SIZE)
 
 enum pool_page_state {
-    POOL_UNIT_FREE = 0,   /* unit not in any page */
+    POOL_UNIT_FREE = 0,   /* unit not in any page (the pool does not hold it) */
     POOL_PAGE_PARTIAL,    /* on its class's partial list: has blocks */
     POOL_PAGE_FULL,       /* every block handed out */
     POOL_PAGE_EMPTY,      /* on its class's empty list, waiting for reuse or purge */
@@ -45,7 +47,7 @@ struct pool_page {
      * 0 otherwise, and in every record but a page's first (page_set_class) */
     uint64_t div_magic;
     uint64_t empty_since; /* when the page last emptied (hak_clock_ms) */
-    uint32_t start_off;  /* first block, as an offset from the chunk (see
+    uint32_t start_off;  /* first block, as an offset from the area (see
                             struct tiny_slab: no pointers to live blocks) */
     uint32_t stride;     /* == pool_class_size[cls]: the one stride */
     uint32_t limit_bytes; /* capacity * stride: what the page can carve */
@@ -63,32 +65,31 @@ struct pool_page {
     _Atomic uint8_t state;
 };
 
-struct pool_chunk {
-    uint64_t magic;
-    _Atomic uint32_t free_units;   /* bit i: unit i is in no page */
-    struct pool_chunk *next;       /* all pool chunks */
-    /* the unit records follow, at pool_chunk_units(c) */
-};
-
 _Static_assert(sizeof(struct pool_page) == 64, "a unit record is one cache line");
 
-/* Cache colours of the unit records: chunks are 2 MiB aligned, so records at
- * one fixed offset would put the records of every chunk in the same few L1
- * sets, where free() and the pop check keep missing them.  Chunk k's records
- * start (k mod POOL_CHUNK_COLORS) lines further in. */
-#define POOL_CHUNK_COLORS 32u
+/* Cache colours of the unit records: areas are aligned to their size, so
+ * records at one fixed offset would put the records of every area in the
+ * same few L1 sets, where free() and the pop check keep missing them.  Area
+ * k's records start (k mod POOL_AREA_COLORS) lines further in. */
+#define POOL_AREA_COLORS 32u
 
-/* The unit records of chunk c, one per 64 KiB unit. */
-HAK_INLINE struct pool_page *pool_chunk_units(const void *c)
+_Static_assert((POOL_AREA_COLORS + POOL_UNITS_PER_AREA) * sizeof(struct pool_page) <=
+                   HAK_RUN_CLIENT_BYTES,
+               "the unit records fit an area's client bytes");
+_Static_assert(POOL_UNITS_PER_AREA <= 256, "unit indexes are 8-bit");
+
+/* The base of the run area holding p. */
+HAK_INLINE uintptr_t pool_area_of(const void *p)
 {
-    uintptr_t color = ((uintptr_t)c >> HAK_CHUNK_SHIFT) % POOL_CHUNK_COLORS;
-    return (struct pool_page *)((char *)c + (1 + color) * sizeof(struct pool_page));
+    return (uintptr_t)p & ~(uintptr_t)(HAK_RUN_AREA_SIZE - 1);
 }
 
-_Static_assert(sizeof(struct pool_chunk) <= sizeof(struct pool_page), "chunk fields fit a line");
-_Static_assert((POOL_CHUNK_COLORS + POOL_UNITS_PER_CHUNK) * sizeof(struct pool_page) <=
-                   POOL_CHUNK_HEADER,
-               "pool chunk header too big");
+/* The unit records of the run area at `area`, one per 64 KiB unit. */
+HAK_INLINE struct pool_page *pool_area_units(uintptr_t area)
+{
+    uintptr_t color = (area / HAK_RUN_AREA_SIZE) % POOL_AREA_COLORS;
+    return (struct pool_page *)(area + HAK_RUN_CLIENT_OFFSET + color * sizeof(struct pool_page));
+}
 
 HAK_HIDDEN void pool_init(void);
 
@@ -103,19 +104,32 @@ HAK_HIDDEN size_t pool_purge(uint64_t now_ms, uint64_t age_ms, bool all);
 
 /* Shared layer, used by pool.c and pool_tls.c. */
 
-/* The unit record of the 64 KiB unit holding p (p in a pool chunk). */
+/* The unit record of the 64 KiB unit holding p (p in a run area). */
 HAK_INLINE struct pool_page *pool_unit_of(const void *p)
 {
-    return &pool_chunk_units((const void *)hak_chunk_base(p))[((uintptr_t)p & HAK_CHUNK_MASK) >>
-                                                               POOL_UNIT_SHIFT];
+    return &pool_area_units(pool_area_of(p))[((uintptr_t)p & (HAK_RUN_AREA_SIZE - 1)) >>
+                                             POOL_UNIT_SHIFT];
 }
 
-/* The page of pool block p (p in a pool chunk), or NULL if p is not a block
+/* The registry's kind of p's chunk, with the chunks of the page-run layer
+ * told apart: HAK_CHUNK_POOL where the pool holds p's unit (a page in use
+ * or empty), HAK_CHUNK_RUNS (a large block's run, or nothing) elsewhere.
+ * The kind every path but free()'s fast one dispatches on. */
+HAK_INLINE enum hak_chunk_kind hak_kind_of(const void *p)
+{
+    enum hak_chunk_kind kind = hak_registry_kind(p);
+    if (kind == HAK_CHUNK_RUNS &&
+        atomic_load_explicit(&pool_unit_of(p)->state, memory_order_relaxed) != POOL_UNIT_FREE)
+        return HAK_CHUNK_POOL;
+    return kind;
+}
+
+/* The page of pool block p (p in a run area), or NULL if p is not a block
  * that was carved from a page in use: the one validity test of the tier. */
 HAK_INLINE struct pool_page *pool_page_lookup(const void *p)
 {
-    struct pool_page *units = pool_chunk_units((const void *)hak_chunk_base(p));
-    uint32_t off = (uint32_t)((uintptr_t)p & HAK_CHUNK_MASK);
+    struct pool_page *units = pool_area_units(pool_area_of(p));
+    uint32_t off = (uint32_t)((uintptr_t)p & (HAK_RUN_AREA_SIZE - 1));
     /* Every unit record names its page's first unit, its own included: no
      * branch on whether p is in a page's first unit, which blocks in pages
      * of several units mispredicted (a fifth of the frees of
@@ -144,9 +158,8 @@ HAK_HIDDEN void pool_check_link(const void *b, void *next, unsigned cls);
 /* Takes blocks of class cls into *list (linked through their first word) and
  * returns the count: one whole transfer list when one is waiting and
  * want > 1, else up to `want` blocks from the pages, carving at most about
- * one memory page of new blocks; pages come from *arena when not NULL. */
-HAK_HIDDEN uint32_t pool_central_take(unsigned cls, uint32_t want, void **list,
-                                      struct pool_chunk **arena);
+ * one memory page of new blocks. */
+HAK_HIDDEN uint32_t pool_central_take(unsigned cls, uint32_t want, void **list);
 /* Returns list, `n` blocks of class cls (fewer if it ends early): as one
  * transfer list while the class has room for one, else block by block to
  * their pages. */

@@ -62,9 +62,9 @@ HAK_INLINE void pool_cache_push(struct hak_thread *t, unsigned cls, void *p)
         pool_cache_overflow(t, cls);
 }
 
-/* free of p, a pointer into a pool chunk: true when done here.  A valid
+/* free of p, a pointer into a run area: true when done here.  A valid pool
  * block without the free mark goes onto the caller's cache; anything else
- * (invalid pointers, double frees) is left to hak_free_slow to report. */
+ * (large blocks, invalid pointers, double frees) is left to hak_free_slow. */
 HAK_INLINE bool pool_free_fast(void *p)
 {
     struct pool_page *pg = pool_page_lookup(p);

@@ -1,9 +1,8 @@
 /*
- * pool_tls.c - the pool tier's per-thread caches and arenas, off the inline
- * fast paths of pool_fast.h: the refill and overflow steps that move whole
- * lists between a thread's cache and the shared side (see pool_tls.h), the
- * full link check, and thread exit.  New pages come from the thread's arena
- * chunk before any other.
+ * pool_tls.c - the pool tier's per-thread caches, off the inline fast paths
+ * of pool_fast.h: the refill and overflow steps that move whole lists
+ * between a thread's cache and the shared side (see pool_tls.h), the full
+ * link check, and thread exit.
  */
 #include "pool/pool_tls.h"
 #include "pool/pool_fast.h"
@@ -62,7 +61,7 @@ static void *cache_refill(struct pool_cache *c, unsigned cls)
         batch_grow(c, cls);
     else
         batch_start(c, cls);
-    uint32_t n = pool_central_take(cls, c->batch[cls], &list, &c->arena);
+    uint32_t n = pool_central_take(cls, c->batch[cls], &list);
     pool_cache_set(t, cls, list, n);
     if (hak_opt.pool_trace)
         hak_warn("pool: refill class=%u blocks=%u", cls, n);
@@ -207,5 +206,4 @@ void pool_tls_thread_exit(struct pool_cache *c)
         pool_cache_set(pool_cache_thread(c), cls, NULL, 0);
     }
     c->batch_bytes = 0;
-    c->arena = NULL;
 }

@@ -1,6 +1,6 @@
 /*
  * pool_tls.h - Pool TLS (./configure --enable-pool-tls): per-thread caches for
- * the pool tier's classes and a per-thread arena chunk for new pages.
+ * the pool tier's classes.
  * Compiled only when the POOL_TLS Automake conditional is on, which is also
  * what defines HAKMEM_POOL_TLS.  The inline fast paths are in pool_fast.h.
  *
@@ -33,7 +33,6 @@ struct pool_cache {
     void *old[POOL_NUM_CLASSES];
     uint32_t old_count[POOL_NUM_CLASSES];
     size_t batch_bytes;        /* sum over classes of batch * class size */
-    struct pool_chunk *arena;  /* chunk this thread takes new pages from */
     /* As the tiny cache's room_base (tiny.h): what the pool classes' room
      * would sum to had only malloc's fast pops and free's pushes changed it,
      * so that pool_cache_net() gives the fast pops, which count nothing. */
