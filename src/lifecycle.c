@@ -142,12 +142,10 @@ static void fork_prepare(void)
     hak_lock(&threads_lock);
     /* Outer locks first, the order every other path nests them in: the
      * tiny tier's orphan lock is held across a refill, whose purge tick
-     * takes the large and pool tiers' locks, and a pool class's lock is held
-     * while the page-run layer's (in the large tier's handlers) is taken
-     * for a page. */
+     * takes the large and pool tiers' locks. */
     tiny_fork_prepare();
-    pool_fork_prepare();
     large_fork_prepare();
+    pool_fork_prepare();
     hak_stats_fork_prepare();
     hak_fork_locks_held();
 }
@@ -156,8 +154,8 @@ static void fork_parent(void)
 {
     hak_fork_locks_parent();
     hak_stats_fork_parent();
-    large_fork_parent();
     pool_fork_parent();
+    large_fork_parent();
     tiny_fork_parent();
     hak_unlock(&threads_lock);
     hak_unlock(&init_lock);

@@ -102,6 +102,12 @@ static void page_set_class(struct pool_page *pg, unsigned cls)
  * which holds the header), whose unit records are the page's.  The page-run
  * layer counts its areas toward the large tier's mapped bytes; the runs the
  * pool holds count toward the pool's instead.
+ *
+ * page_new and page_release are called without the class's lock: no class
+ * lock is ever held while the layer's lock is taken.  A thread holding a
+ * class lock and waiting for the layer's would deadlock a fork() from a
+ * signal handler that interrupted the layer's holder, whose fork handlers
+ * wait for every class lock (test_fork signal_threads hung so).
  */
 static struct pool_page *page_new(unsigned cls)
 {
@@ -131,7 +137,6 @@ static struct pool_page *page_new(unsigned cls)
         pg[k].div_magic = 0; /* no page starts here */
         atomic_store_explicit(&pg[k].state, POOL_UNIT_TAIL, memory_order_release);
     }
-    page_set_class(pg, cls);
     atomic_store_explicit(&pg->state, POOL_PAGE_FULL, memory_order_release);
     if (hak_opt.pool_trace)
         hak_warn("pool: new page %p class=%u size=%u units=%u blocks=%u", (void *)start, cls,
@@ -139,15 +144,15 @@ static struct pool_page *page_new(unsigned cls)
     return pg;
 }
 
-/* Purges empty page pg and gives its run back to the page-run layer (the
- * page has been empty for the purge delay, or malloc_trim asks). */
+/* Purges empty page pg (out of use and of every list) and gives its run
+ * back to the page-run layer: it has been empty for the purge delay, or
+ * malloc_trim asks. */
 static void page_release(struct pool_page *pg)
 {
     char *start = page_start(pg);
     size_t bytes = page_bytes(pg);
     if (hak_opt.pool_trace)
         hak_warn("pool: release page %p", (void *)start);
-    page_set_class(pg, POOL_NO_CLASS);
     for (unsigned k = 0; k < pg->units; k++)
         atomic_store_explicit(&pg[k].state, POOL_UNIT_FREE, memory_order_relaxed);
     /* All of it: a dense class backs a new page's first unit ahead of its
@@ -205,23 +210,12 @@ static void partial_push(struct pool_class_state *cs, struct pool_page *pg)
     list_push(&cs->partial, pg);
 }
 
-/* A page for class cls to take blocks from: the most recently emptied one
- * (its memory is likely still cached and mapped), else a new one (*fresh). */
-static struct pool_page *page_acquire(struct pool_class_state *cs, unsigned cls, bool *fresh)
+/* Puts page pg, new or from the empty list, in use for class cls. */
+static void page_use(struct pool_class_state *cs, unsigned cls, struct pool_page *pg)
 {
-    struct pool_page *pg = cs->empty;
-    *fresh = !pg;
-    if (pg) {
-        list_remove(&cs->empty, pg);
-        page_set_class(pg, cls);
-    } else {
-        pg = page_new(cls);
-    }
-    if (pg) {
-        partial_push(cs, pg);
-        cs->pages++;
-    }
-    return pg;
+    page_set_class(pg, cls);
+    partial_push(cs, pg);
+    cs->pages++;
 }
 
 /* Whether q is a block that page pg carved. */
@@ -286,15 +280,27 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list)
         hak_unlock(&cs->lock);
         return got;
     }
-    bool carved = false, acquired = false, fresh;
+    bool carved = false, acquired = false;
     char *back = NULL; /* a new page's first unit, to back (below) */
     size_t back_len = 0;
     while (got < want) {
         struct pool_page *pg = cs->partial;
         if (!pg) {
+            /* The most recently emptied page (its memory is likely still
+             * cached and mapped), else a new one, taken without the lock
+             * (see page_new). */
             acquired = true;
-            if (!(pg = page_acquire(cs, cls, &fresh)))
-                break;
+            bool fresh = !(pg = cs->empty);
+            if (pg) {
+                list_remove(&cs->empty, pg);
+            } else {
+                hak_unlock(&cs->lock);
+                pg = page_new(cls);
+                hak_lock(&cs->lock);
+                if (!pg)
+                    break;
+            }
+            page_use(cs, cls, pg);
             if (fresh && cs->pages > POOL_DENSE_PAGES && pg->stride <= HAK_PAGE_SIZE) {
                 back = page_start(pg);
                 back_len = POOL_UNIT_SIZE - ((uintptr_t)back & (POOL_UNIT_SIZE - 1));
@@ -423,27 +429,28 @@ void pool_free(void *p, const char *func)
 }
 #endif
 
-/* Releases empty page pg, on *list, if it is due (or `all`); returns the
- * bytes released.  A page is due once the purge delay has passed since it
- * emptied (page_put stamps it), so memory left alone is purged within twice
- * the delay by the first slow-path call after that. */
-static size_t empty_page_purge(struct pool_page **list, struct pool_page *pg, uint64_t now_ms,
-                               uint64_t age_ms, bool all)
+/* Moves empty page pg from *list to *due if it is due (or `all`); returns
+ * the bytes it carved.  A page is due once the purge delay has passed since
+ * it emptied (page_put stamps it), so memory left alone is purged within
+ * twice the delay by the first slow-path call after that. */
+static size_t empty_page_take(struct pool_page **list, struct pool_page *pg, uint64_t now_ms,
+                              uint64_t age_ms, bool all, struct pool_page **due)
 {
     if (!pg->empty_since)
         pg->empty_since = now_ms;
     if (!all && !hak_purge_due(pg->empty_since, now_ms, age_ms))
         return 0;
     list_remove(list, pg);
-    size_t bytes = atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed);
-    page_release(pg);
-    return bytes;
+    pg->next = *due;
+    *due = pg;
+    return atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed);
 }
 
 /* Releases the class's empty pages that are due (all of them when `all`),
  * after returning the transfer cache's lists to their pages when they have
  * been idle for the delay (or `all`).  A page is purged no sooner than the
- * delay after it emptied. */
+ * delay after it emptied.  The pages go back after the class's lock is
+ * let go (see page_new). */
 size_t pool_purge(uint64_t now_ms, uint64_t age_ms, bool all)
 {
     size_t bytes = 0;
@@ -453,6 +460,7 @@ size_t pool_purge(uint64_t now_ms, uint64_t age_ms, bool all)
 #endif
     for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++) {
         struct pool_class_state *cs = &classes[cls];
+        struct pool_page *due = NULL;
         hak_lock(&cs->lock);
         if (cs->nxfer && !all && !cs->xfer_idle_since)
             cs->xfer_idle_since = now_ms;
@@ -465,15 +473,22 @@ size_t pool_purge(uint64_t now_ms, uint64_t age_ms, bool all)
         }
         for (struct pool_page *pg = cs->empty, *next; pg; pg = next) {
             next = pg->next;
-            bytes += empty_page_purge(&cs->empty, pg, now_ms, age_ms, all);
+            bytes += empty_page_take(&cs->empty, pg, now_ms, age_ms, all, &due);
         }
         struct pool_page *lone = cs->partial;
         if (lone && !lone->used) {
-            bytes += empty_page_purge(&cs->partial, lone, now_ms, age_ms, all);
-            if (cs->partial != lone)
-                cs->pages--; /* released */
+            bytes += empty_page_take(&cs->partial, lone, now_ms, age_ms, all, &due);
+            if (cs->partial != lone) { /* due: out of use, as page_put empties one */
+                cs->pages--;
+                atomic_store_explicit(&lone->state, POOL_PAGE_EMPTY, memory_order_relaxed);
+                page_set_class(lone, POOL_NO_CLASS);
+            }
         }
         hak_unlock(&cs->lock);
+        for (struct pool_page *pg = due, *next; pg; pg = next) {
+            next = pg->next;
+            page_release(pg);
+        }
     }
     return bytes;
 }
