@@ -416,6 +416,9 @@ static void *carve(struct run *r, unsigned first, unsigned n, struct run *head, 
         head->area = r->area;
         head->first = r->first;
         head->pages = (uint16_t)(first - r->first);
+        /* It starts where r did: a second free of a block freed there is
+         * still a double free (an aligned run, a pool page, left it). */
+        head->freed = r->freed;
         free_run_insert(head, dirty, since);
     } else {
         desc_kill(head);

@@ -153,8 +153,14 @@ static void page_release(struct pool_page *pg)
     size_t bytes = page_bytes(pg);
     if (hak_opt.pool_trace)
         hak_warn("pool: release page %p", (void *)start);
-    for (unsigned k = 0; k < pg->units; k++)
+    /* Each unit's record names itself again: a lookup of a pointer into a
+     * unit the pool does not hold (a large block's run, later) then reads
+     * no other unit's record, which a new page may be writing. */
+    unsigned first = pg->head;
+    for (unsigned k = 0; k < pg->units; k++) {
+        pg[k].head = (uint8_t)(first + k);
         atomic_store_explicit(&pg[k].state, POOL_UNIT_FREE, memory_order_relaxed);
+    }
     /* All of it: a dense class backs a new page's first unit ahead of its
      * carving (pool_central_take). */
     hak_os_purge(start, bytes);

@@ -133,9 +133,9 @@ HAK_INLINE struct pool_page *pool_page_lookup(const void *p)
     /* Every unit record names its page's first unit, its own included: no
      * branch on whether p is in a page's first unit, which blocks in pages
      * of several units mispredicted (a fifth of the frees of
-     * bench_random_mixed 1000000 32768 1).  A unit in no page names a stale
-     * or zero first unit, whose page either is not in use or does not
-     * reach p: rejected below. */
+     * bench_random_mixed 1000000 32768 1).  A unit in no page names itself
+     * (page_release) or, never used, the area's first unit, which holds
+     * the header and never a page: rejected below. */
     struct pool_page *pg = &units[units[off >> POOL_UNIT_SHIFT].head];
     /* A page not in use, or a record that starts no page, has a divisor
      * magic of 0, which divides nothing: no test of the page's state (four
