@@ -458,7 +458,7 @@ static bool cache_has_spare(void)
  */
 size_t large_purge(uint64_t now_ms, uint64_t age_ms, bool all)
 {
-    size_t bytes = pages_purge(now_ms, age_ms, all);
+    size_t bytes = pages_purge(now_ms, age_ms, all, false);
     struct {
         char *map;
         size_t size;

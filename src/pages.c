@@ -39,6 +39,8 @@ struct run {
     uint8_t state;               /* enum run_state */
     bool dirty;                  /* free and maybe resident: due for purging */
     bool freed;                  /* starts where a block was freed (double free) */
+    bool pooled;                 /* dirty and free: holds pages a pool page gave back,
+                                    which the pool's purge purges (pages_purge) */
     uint32_t purger;             /* purging: the purging thread's hak_self_tag() */
     struct run *next, *prev;     /* free: its bin; dead: the descriptor free list;
                                     purging: the purge's list */
@@ -280,14 +282,17 @@ static struct run *spare_area(void)
 }
 
 /* Makes r (in no list) free, merged with its free neighbours; dirty since
- * `since` if it or a neighbour is. */
+ * `since` if it or a neighbour is, and pooled if it (r->pooled) or a
+ * neighbour is. */
 static void run_settle(struct run *r, bool dirty, uint64_t since)
 {
     struct run_area *c = r->area;
     struct run *m = r;
+    bool pooled = r->pooled;
     if (r->first > HAK_RUN_HEADER_PAGES) {
         struct run *pr = c->map[r->first - 1];
         if (pr->state == RUN_FREE && pr->area == c && pr->first + pr->pages == r->first) {
+            pooled |= pr->pooled;
             absorb(pr, &dirty, &since);
             pr->pages += r->pages;
             desc_kill(r);
@@ -298,11 +303,13 @@ static void run_settle(struct run *r, bool dirty, uint64_t since)
     if (end < HAK_RUN_AREA_PAGES) {
         struct run *nx = c->map[end];
         if (nx->state == RUN_FREE && nx->area == c && nx->first == end) {
+            pooled |= nx->pooled;
             absorb(nx, &dirty, &since);
             m->pages += nx->pages;
             desc_kill(nx);
         }
     }
+    m->pooled = pooled && dirty;
     /* A wholly free area whose parts were purged is still mapped: unless it
      * is to be the spare (spare_area), its purge is the unmap, so it goes on
      * the dirty list, due at once (its parts were free for the delay
@@ -365,18 +372,29 @@ static bool run_before(const struct run *a, const struct run *b)
     return a->first < b->first;
 }
 
+/* Whether free run a is a better place for a block than free run b:
+ * resident (dirty) before purged, so that pages freed recently are reused
+ * before purged ones are faulted in again; then the one that lies first. */
+static bool run_better(const struct run *a, const struct run *b)
+{
+    if (a->dirty != b->dirty)
+        return a->dirty;
+    return run_before(a, b);
+}
+
 /* A free run with room for n pages aligned to `align`; its start page there
  * in *first.  NULL if none.
  *
- * Of the first FIT_CANDIDATES runs in best-fit order (shortest first) it
- * takes the one that lies first (oldest area, lowest page): blocks then
- * gather at the start of the oldest areas and the pages at the ends of the
- * areas, never touched, cost nothing.  Plain best fit spreads blocks over
- * every area until all of their pages are resident: in a model of the layer
- * replaying bench_large (64 KiB .. 4 MiB blocks), peak resident pages fell
- * from 30.3 to 27.6 MiB on average over 11 seeds, as low as address-ordered
- * first fit, which would need a search over every free run; bench_large
- * 10000 itself makes 7,218 page faults, against 8,281 with plain best fit. */
+ * Of the first FIT_CANDIDATES runs in best-fit order (shortest first) that
+ * fit, it takes a resident one if any (run_better), else the one that lies
+ * first (oldest area, lowest page): blocks then gather at the start of the
+ * oldest areas and the pages at the ends of the areas, never touched, cost
+ * nothing.  Plain best fit spreads blocks over every area until all of
+ * their pages are resident: in a model of the layer replaying bench_large
+ * (64 KiB .. 4 MiB blocks), peak resident pages fell from 30.3 to 27.6 MiB
+ * on average over 11 seeds, as low as address-ordered first fit, which
+ * would need a search over every free run; bench_large 10000 itself makes
+ * 7,218 page faults, against 8,281 with plain best fit. */
 #define FIT_CANDIDATES 4
 
 static struct run *find_run(unsigned n, size_t align, unsigned *first)
@@ -385,20 +403,19 @@ static struct run *find_run(unsigned n, size_t align, unsigned *first)
     unsigned seen = 0;
     for (unsigned b = bin_find(n); b; b = b < HAK_RUN_MAX_PAGES ? bin_find(b + 1) : 0) {
         for (struct run *r = bin[b]; r; r = r->next) {
-            if (align <= HAK_PAGE_SIZE) {
-                if (!best || run_before(r, best))
-                    best = r;
-                if (++seen == FIT_CANDIDATES)
-                    break;
-            } else if ((*first = fit_in(r, n, align))) {
-                return r;
+            unsigned f = align <= HAK_PAGE_SIZE ? r->first : fit_in(r, n, align);
+            if (!f)
+                continue;
+            if (!best || run_better(r, best)) {
+                best = r;
+                *first = f;
             }
+            if (++seen == FIT_CANDIDATES)
+                break;
         }
         if (seen == FIT_CANDIDATES)
             break;
     }
-    if (best)
-        *first = best->first;
     return best;
 }
 
@@ -419,6 +436,7 @@ static void *carve(struct run *r, unsigned first, unsigned n, struct run *head, 
         /* It starts where r did: a second free of a block freed there is
          * still a double free (an aligned run, a pool page, left it). */
         head->freed = r->freed;
+        head->pooled = r->pooled;
         free_run_insert(head, dirty, since);
     } else {
         desc_kill(head);
@@ -427,6 +445,7 @@ static void *carve(struct run *r, unsigned first, unsigned n, struct run *head, 
         tail->area = r->area;
         tail->first = (uint16_t)(first + n);
         tail->pages = (uint16_t)(end - first - n);
+        tail->pooled = r->pooled;
         free_run_insert(tail, dirty, since);
     } else {
         desc_kill(tail);
@@ -474,24 +493,25 @@ void *pages_alloc(size_t npages, size_t align, bool *zeroed, enum hak_tier tier)
     return p;
 }
 
-static void run_free(void *p, const char *func, bool dirty)
+static void run_free(void *p, const char *func, bool dirty, bool pooled)
 {
     uint64_t now = dirty ? hak_clock_ms() : 0;
     hak_lock(&pages_lock);
     struct run *r = run_of(p, func);
     r->freed = true;
+    r->pooled = pooled;
     run_settle(r, dirty, now);
     hak_unlock(&pages_lock);
 }
 
 void pages_free(void *p, const char *func)
 {
-    run_free(p, func, true);
+    run_free(p, func, true, false);
 }
 
-void pages_free_purged(void *p, const char *func)
+void pages_free_pool(void *p, bool purged)
 {
-    run_free(p, func, false);
+    run_free(p, "free", !purged, !purged);
 }
 
 size_t pages_usable_size(void *p, const char *func)
@@ -578,14 +598,14 @@ static void purge_take(struct run *r, struct run **todo)
     purging = r;
 }
 
-size_t pages_purge(uint64_t now_ms, uint64_t age_ms, bool all)
+size_t pages_purge(uint64_t now_ms, uint64_t age_ms, bool all, bool pooled)
 {
     struct run *todo = NULL, *keep = NULL;
     size_t bytes = 0;
     hak_lock(&pages_lock);
     for (struct run *r = dirty_head, *next; r; r = next) {
         next = r->dnext;
-        if (!all && !hak_purge_due(r->free_ms, now_ms, age_ms))
+        if ((pooled && !r->pooled) || (!all && !hak_purge_due(r->free_ms, now_ms, age_ms)))
             continue;
         /* The first wholly free area due, if there is no spare, becomes
          * the spare: purged, not unmapped. */
@@ -594,7 +614,7 @@ size_t pages_purge(uint64_t now_ms, uint64_t age_ms, bool all)
         purge_take(r, &todo);
         bytes += pages_bytes(r->pages);
     }
-    if (all) {
+    if (all && !pooled) {
         /* The spare's pages are purged already: what goes is its page map. */
         struct run *spare;
         while ((spare = spare_area())) {
@@ -615,10 +635,12 @@ size_t pages_purge(uint64_t now_ms, uint64_t age_ms, bool all)
     for (struct run *r = todo, *next; r; r = next) {
         next = r->next;
         purging_remove(r);
-        if (r->pages == HAK_RUN_MAX_PAGES && r != keep)
+        if (r->pages == HAK_RUN_MAX_PAGES && r != keep) {
             desc_kill(r);
-        else
+        } else {
+            r->pooled = false;
             run_settle(r, false, 0);
+        }
     }
     hak_unlock(&pages_lock);
     return bytes;

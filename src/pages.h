@@ -53,9 +53,11 @@ HAK_HIDDEN void *pages_alloc(size_t npages, size_t align, bool *zeroed, enum hak
  * a live run ("invalid pointer" or "double free").  Its pages are purged once
  * free for the delay. */
 HAK_HIDDEN void pages_free(void *p, const char *func);
-/* pages_free of a run whose pages the caller purged already (a pool page
- * given back after the delay): they are not purged again. */
-HAK_HIDDEN void pages_free_purged(void *p, const char *func);
+/* Frees the run of a pool page at p (pool.c), whose pages the pool purged
+ * already when `purged` (it stayed empty for the delay), else dirty and
+ * "pooled": the pool's purge purges such runs as it purges its own free
+ * pages (pages_purge), so the growth rule of purge.h reaches them. */
+HAK_HIDDEN void pages_free_pool(void *p, bool purged);
 /* Bytes in the run starting at p (validated as pages_free does). */
 HAK_HIDDEN size_t pages_usable_size(void *p, const char *func);
 /* Resizes the run starting at p to `npages` in place: shrinking gives the
@@ -63,8 +65,10 @@ HAK_HIDDEN size_t pages_usable_size(void *p, const char *func);
  * cannot grow in place, or is out of memory for a descriptor (the run is
  * unchanged). */
 HAK_HIDDEN bool pages_resize(void *p, size_t npages, const char *func);
-/* The purge hook of the layer (purge.h contract). */
-HAK_HIDDEN size_t pages_purge(uint64_t now_ms, uint64_t age_ms, bool all);
+/* The purge hook of the layer (purge.h contract), called by the large tier's;
+ * with `pooled`, by the pool's, for the free runs that pool pages gave back
+ * unpurged alone (those merged with other free runs included). */
+HAK_HIDDEN size_t pages_purge(uint64_t now_ms, uint64_t age_ms, bool all, bool pooled);
 
 HAK_HIDDEN void pages_fork_prepare(void);
 HAK_HIDDEN void pages_fork_parent(void);

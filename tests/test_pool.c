@@ -12,6 +12,11 @@
  *   - 32 MiB of pool blocks freed, then 32 MiB of large blocks allocated
  *     (the footprint grows): the pool's free pages go back at once, long
  *     before the purge delay;
+ *   - a program that alternates phases of 32 MiB of 16 KiB blocks and
+ *     32 MiB of 128 KiB blocks, each freed before the next, peaks at one
+ *     phase's memory, not two: a pool page that empties goes back to the
+ *     page-run layer (beyond two kept per class), where the large blocks
+ *     take it, and the other way round;
  *   - with HAKMEM_PURGE_DELAY_MS=50, the pages of freed blocks are purged
  *     (madvise) without malloc_trim once the delay has passed, driven by
  *     the program's other pool traffic (a child process; it waits up to
@@ -267,6 +272,71 @@ START_TEST(growth_gives_back)
 }
 END_TEST
 
+/* Peak resident bytes since the last reset_peak(), from /proc/self/status. */
+static size_t peak_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[256];
+    size_t kib = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %zu kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib << 10;
+}
+
+/* Makes the peak resident size the current one (Linux 4.0). */
+static void reset_peak(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fputs("5", f), 1);
+    fclose(f);
+}
+
+#define PHASE_BYTES ((size_t)32 << 20)
+#define PHASE_SMALL 16384
+#define PHASE_BIG 131072
+#define PHASE_ROUNDS 4
+static void *g_phase[PHASE_BYTES / PHASE_SMALL];
+
+/* Allocates PHASE_BYTES in blocks of `size`, writes and checks them, frees them. */
+static void phase(size_t size, unsigned round)
+{
+    size_t n = PHASE_BYTES / size;
+    for (size_t i = 0; i < n; i++) {
+        g_phase[i] = malloc(size);
+        ck_assert_ptr_nonnull(g_phase[i]);
+        memset(g_phase[i], (int)(i + round), size);
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char *b = g_phase[i];
+        ck_assert_msg(b[0] == (unsigned char)(i + round) && b[size - 1] == b[0],
+                      "block %zu of %zu B changed", i, size);
+        free(b);
+    }
+}
+
+START_TEST(phases_share_pages)
+{
+    malloc_trim(0);
+    reset_peak();
+    size_t r0 = rss_bytes();
+    for (unsigned r = 0; r < PHASE_ROUNDS; r++) {
+        phase(PHASE_SMALL, r);
+        phase(PHASE_BIG, r);
+    }
+    size_t peak = peak_bytes();
+    /* One phase, plus what caches hold: the thread's pool cache (at most
+     * 8 MiB) and the transfer cache. */
+    ck_assert_msg(peak <= r0 + PHASE_BYTES + (16u << 20),
+                  "peak RSS %zu KiB from %zu KiB over %u rounds of 32 MiB of %d B blocks, then "
+                  "of %d B blocks: the phases did not share their pages",
+                  peak >> 10, r0 >> 10, PHASE_ROUNDS, PHASE_SMALL, PHASE_BIG);
+}
+END_TEST
+
 START_TEST(purge_after_delay)
 {
     fflush(stdout);
@@ -304,6 +374,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, churn_no_purge);
     tcase_add_test(tc, trim_returns_pool_memory);
     tcase_add_test(tc, growth_gives_back);
+    tcase_add_test(tc, phases_share_pages);
     tcase_add_test(tc, purge_after_delay);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -38,6 +38,7 @@ static struct pool_class_state {
     struct hak_lock lock;
     struct pool_page *partial;  /* pages with free or uncarved blocks */
     struct pool_page *empty;    /* empty pages, most recently emptied first */
+    uint32_t nempty;            /* pages on `empty`: at most POOL_EMPTY_KEEP */
     uint32_t nxfer;
     struct pool_xfer xfer[POOL_XFER_SLOTS]; /* the transfer cache */
     /* When pool_purge first saw the transfer cache idle (0: not since the
@@ -50,6 +51,15 @@ static struct pool_class_state {
 /* Pages in use past which a class's new pages are backed at once
  * (pool_central_take). */
 #define POOL_DENSE_PAGES 16u
+
+/* Empty pages a class keeps for its own reuse.  A page that empties beyond
+ * them goes back to the page-run layer at once, unpurged (the layer purges
+ * it after the delay), where any class or a large block can take it: a
+ * program that frees its 16 KiB blocks and then allocates 128 KiB ones
+ * reuses the pages, as under glibc, instead of holding both for the delay.
+ * Two: a class whose count of pages in use goes up and down by one or two
+ * does not trade pages with the layer. */
+#define POOL_EMPTY_KEEP 2u
 
 void pool_init(void)
 {
@@ -144,15 +154,16 @@ static struct pool_page *page_new(unsigned cls)
     return pg;
 }
 
-/* Purges empty page pg (out of use and of every list) and gives its run
- * back to the page-run layer: it has been empty for the purge delay, or
- * malloc_trim asks. */
-static void page_release(struct pool_page *pg)
+/* Gives empty page pg (out of use and of every list) back to the
+ * page-run layer, purged first when `purge` (it has been empty for the
+ * purge delay, or malloc_trim asks), else dirty, for the layer to purge
+ * after the delay. */
+static void page_release(struct pool_page *pg, bool purge)
 {
     char *start = page_start(pg);
     size_t bytes = page_bytes(pg);
     if (hak_opt.pool_trace)
-        hak_warn("pool: release page %p", (void *)start);
+        hak_warn("pool: release page %p%s", (void *)start, purge ? " (purged)" : "");
     /* Each unit's record names itself again: a lookup of a pointer into a
      * unit the pool does not hold (a large block's run, later) then reads
      * no other unit's record, which a new page may be writing. */
@@ -161,12 +172,23 @@ static void page_release(struct pool_page *pg)
         pg[k].head = (uint8_t)(first + k);
         atomic_store_explicit(&pg[k].state, POOL_UNIT_FREE, memory_order_relaxed);
     }
-    /* All of it: a dense class backs a new page's first unit ahead of its
-     * carving (pool_central_take). */
-    hak_os_purge(start, bytes);
     hak_stats_mapped(HAK_TIER_POOL, -(int64_t)bytes);
     hak_stats_mapped(HAK_TIER_LARGE, (int64_t)bytes);
-    pages_free_purged(start, "free");
+    /* All of it when purged: a dense class backs a new page's first unit
+     * ahead of its carving (pool_central_take). */
+    if (purge)
+        hak_os_purge(start, bytes);
+    pages_free_pool(start, purge);
+}
+
+/* page_release of every page of `list` (linked through `next`, taken off
+ * their class's lists under its lock, now let go: see page_new). */
+static void pages_release(struct pool_page *list, bool purge)
+{
+    for (struct pool_page *pg = list, *next; pg; pg = next) {
+        next = pg->next;
+        page_release(pg, purge);
+    }
 }
 
 /* ---- blocks ---- */
@@ -299,6 +321,7 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list)
             bool fresh = !(pg = cs->empty);
             if (pg) {
                 list_remove(&cs->empty, pg);
+                cs->nempty--;
             } else {
                 hak_unlock(&cs->lock);
                 pg = page_new(cls);
@@ -346,11 +369,11 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list)
 }
 
 /* Returns one block to its page (class lock held); true if the page went
- * to the class's empty list.  A page that empties goes there unstamped:
- * pool_purge stamps it with the time it first sees it, which spares a clock
- * read here.  The class's only partial page stays where it is when it
- * empties, so that a program that frees and allocates one block over and
- * over moves no page between lists; pool_purge treats it as empty too. */
+ * to the class's empty list (the caller then gives back the class's
+ * excess, empty_excess).  A page that empties is stamped with the time.
+ * The class's only partial page stays where it is when it empties, so that
+ * a program that frees and allocates one block over and over moves no page
+ * between lists; pool_purge treats it as empty too. */
 static bool page_put(struct pool_class_state *cs, struct pool_page *pg, void *b)
 {
     hak_link_set(b, pg->free);
@@ -365,10 +388,33 @@ static bool page_put(struct pool_class_state *cs, struct pool_page *pg, void *b)
         atomic_store_explicit(&pg->state, POOL_PAGE_EMPTY, memory_order_relaxed);
         page_set_class(pg, POOL_NO_CLASS);
         list_push(&cs->empty, pg);
+        cs->nempty++;
         cs->pages--;
         return true;
     }
     return false;
+}
+
+/* Moves page pg from *list onto *out, linked through `next`. */
+static void page_move(struct pool_page **list, struct pool_page *pg, struct pool_page **out)
+{
+    list_remove(list, pg);
+    pg->next = *out;
+    *out = pg;
+}
+
+/* Moves the class's oldest empty pages beyond POOL_EMPTY_KEEP onto *out,
+ * for pages_release(*out, false) once the lock is let go (class lock
+ * held). */
+static void empty_excess(struct pool_class_state *cs, struct pool_page **out)
+{
+    while (cs->nempty > POOL_EMPTY_KEEP) {
+        struct pool_page *pg = cs->empty;
+        while (pg->next)
+            pg = pg->next; /* the oldest: a few steps */
+        page_move(&cs->empty, pg, out);
+        cs->nempty--;
+    }
 }
 
 /* Returns the blocks of list to their pages, block by block, checking each
@@ -387,12 +433,16 @@ static void list_put_pages(struct pool_class_state *cs, unsigned cls, void *list
 void pool_central_put(unsigned cls, void *list, uint32_t n)
 {
     struct pool_class_state *cs = &classes[cls];
+    struct pool_page *excess = NULL;
     hak_lock(&cs->lock);
-    if (n > 1 && cs->nxfer < POOL_XFER_SLOTS)
+    if (n > 1 && cs->nxfer < POOL_XFER_SLOTS) {
         cs->xfer[cs->nxfer++] = (struct pool_xfer){list, n};
-    else
+    } else {
         list_put_pages(cs, cls, list, n);
+        empty_excess(cs, &excess);
+    }
     hak_unlock(&cs->lock);
+    pages_release(excess, false);
 }
 
 void *pool_shared_alloc(unsigned cls)
@@ -427,36 +477,33 @@ void pool_free(void *p, const char *func)
     if (hak_opt.pool_trace)
         hak_warn("pool: free %p class=%u", p, cls);
     struct pool_class_state *cs = &classes[cls];
+    struct pool_page *excess = NULL;
     hak_lock(&cs->lock);
     bool emptied = page_put(cs, pg, p);
+    empty_excess(cs, &excess);
     hak_unlock(&cs->lock);
+    pages_release(excess, false);
     if (emptied)
         hak_purge_tick();
 }
 #endif
 
-/* Moves empty page pg from *list to *due if it is due (or `all`); returns
- * the bytes it carved.  A page is due once the purge delay has passed since
- * it emptied (page_put stamps it), so memory left alone is purged within
- * twice the delay by the first slow-path call after that. */
-static size_t empty_page_take(struct pool_page **list, struct pool_page *pg, uint64_t now_ms,
-                              uint64_t age_ms, bool all, struct pool_page **due)
+/* Whether empty page pg is due for release: empty for the purge delay
+ * (page_put stamps it when it empties; a page pool_purge finds unstamped
+ * is stamped now), or `all`.  So memory left alone is purged within twice
+ * the delay by the first slow-path call after that. */
+static bool empty_page_due(struct pool_page *pg, uint64_t now_ms, uint64_t age_ms, bool all)
 {
     if (!pg->empty_since)
         pg->empty_since = now_ms;
-    if (!all && !hak_purge_due(pg->empty_since, now_ms, age_ms))
-        return 0;
-    list_remove(list, pg);
-    pg->next = *due;
-    *due = pg;
-    return atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed);
+    return all || hak_purge_due(pg->empty_since, now_ms, age_ms);
 }
 
 /* Releases the class's empty pages that are due (all of them when `all`),
- * after returning the transfer cache's lists to their pages when they have
- * been idle for the delay (or `all`).  A page is purged no sooner than the
- * delay after it emptied.  The pages go back after the class's lock is
- * let go (see page_new). */
+ * purged, after returning the transfer cache's lists to their pages when
+ * they have been idle for the delay (or `all`); pages those lists empty
+ * beyond POOL_EMPTY_KEEP go back unpurged.  The pages go back after the
+ * class's lock is let go (see page_new). */
 size_t pool_purge(uint64_t now_ms, uint64_t age_ms, bool all)
 {
     size_t bytes = 0;
@@ -466,7 +513,7 @@ size_t pool_purge(uint64_t now_ms, uint64_t age_ms, bool all)
 #endif
     for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++) {
         struct pool_class_state *cs = &classes[cls];
-        struct pool_page *due = NULL;
+        struct pool_page *due = NULL, *excess = NULL;
         hak_lock(&cs->lock);
         if (cs->nxfer && !all && !cs->xfer_idle_since)
             cs->xfer_idle_since = now_ms;
@@ -479,24 +526,28 @@ size_t pool_purge(uint64_t now_ms, uint64_t age_ms, bool all)
         }
         for (struct pool_page *pg = cs->empty, *next; pg; pg = next) {
             next = pg->next;
-            bytes += empty_page_take(&cs->empty, pg, now_ms, age_ms, all, &due);
-        }
-        struct pool_page *lone = cs->partial;
-        if (lone && !lone->used) {
-            bytes += empty_page_take(&cs->partial, lone, now_ms, age_ms, all, &due);
-            if (cs->partial != lone) { /* due: out of use, as page_put empties one */
-                cs->pages--;
-                atomic_store_explicit(&lone->state, POOL_PAGE_EMPTY, memory_order_relaxed);
-                page_set_class(lone, POOL_NO_CLASS);
+            if (empty_page_due(pg, now_ms, age_ms, all)) {
+                bytes += atomic_load_explicit(&pg->carved_bytes, memory_order_relaxed);
+                page_move(&cs->empty, pg, &due);
+                cs->nempty--;
             }
         }
-        hak_unlock(&cs->lock);
-        for (struct pool_page *pg = due, *next; pg; pg = next) {
-            next = pg->next;
-            page_release(pg);
+        empty_excess(cs, &excess);
+        struct pool_page *lone = cs->partial; /* treated as empty: see page_put */
+        if (lone && !lone->used && empty_page_due(lone, now_ms, age_ms, all)) {
+            bytes += atomic_load_explicit(&lone->carved_bytes, memory_order_relaxed);
+            page_move(&cs->partial, lone, &due);
+            cs->pages--;
+            atomic_store_explicit(&lone->state, POOL_PAGE_EMPTY, memory_order_relaxed);
+            page_set_class(lone, POOL_NO_CLASS);
         }
+        hak_unlock(&cs->lock);
+        pages_release(due, true);
+        pages_release(excess, false);
     }
-    return bytes;
+    /* The pages classes gave back unpurged beyond what they keep are the
+     * pool's free memory too. */
+    return bytes + pages_purge(now_ms, age_ms, all, true);
 }
 
 void pool_fork_prepare(void)
