@@ -15,7 +15,7 @@
  *   - a program that alternates phases of 32 MiB of 16 KiB blocks and
  *     32 MiB of 128 KiB blocks, each freed before the next, peaks at one
  *     phase's memory, not two: a pool page that empties goes back to the
- *     page-run layer (beyond two kept per class), where the large blocks
+ *     page-run layer (beyond what its class keeps), where the large blocks
  *     take it, and the other way round;
  *   - with HAKMEM_PURGE_DELAY_MS=50, the pages of freed blocks are purged
  *     (madvise) without malloc_trim once the delay has passed, driven by

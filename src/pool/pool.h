@@ -9,10 +9,11 @@
  * for any run.  Pages live on shared per-class lists under a lock per
  * class; blocks are carved from a page's tail lazily, at most about a memory
  * page (4 KiB) per step, so a page costs memory only as its blocks are used.
- * A class keeps up to POOL_EMPTY_KEEP pages that become empty for its own
- * reuse and gives them back to the page-run layer, purged, after the purge
- * delay (purge.h); pages that empty beyond those go back at once, unpurged,
- * for any class or large block to take (pool.c).
+ * A class keeps pages that become empty for its own reuse (as many as it
+ * has in use, at least POOL_EMPTY_KEEP) and gives them back to the
+ * page-run layer, purged, after the purge delay (purge.h); pages that empty
+ * beyond those go back at once, unpurged, for any class or large block to
+ * take (pool.c).
  * With Pool TLS (pool_tls.c, pool_fast.h) each thread also keeps per-class
  * caches in front of those lists, which trade whole lists with a per-class
  * transfer cache.
