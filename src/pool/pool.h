@@ -9,8 +9,8 @@
  * for any run.  Pages live on shared per-class lists under a lock per
  * class; blocks are carved from a page's tail lazily, at most about a memory
  * page (4 KiB) per step, so a page costs memory only as its blocks are used.
- * A class keeps pages that become empty for its own reuse (as many as it
- * has in use, at least POOL_EMPTY_KEEP) and gives them back to the
+ * A class keeps pages that become empty for its own reuse (a quarter of
+ * those it has in use, at least two: pool.c) and gives them back to the
  * page-run layer, purged, after the purge delay (purge.h); pages that empty
  * beyond those go back at once, unpurged, for any class or large block to
  * take (pool.c).
