@@ -20,6 +20,7 @@
  * is dominated by touching their pages, not by the lock.
  */
 #include "pages.h"
+#include "pool/pool.h"
 #include "lock.h"
 #include "os.h"
 #include "purge.h"
@@ -469,6 +470,16 @@ void *pages_alloc(size_t npages, size_t align, bool *zeroed, enum hak_tier tier)
         return NULL;
     unsigned first;
     struct run *r = find_run(n, align, &first);
+    if ((!r || !r->dirty) && pool_has_excess()) {
+        /* Resident pages before others: the empty pool pages beyond what
+         * their classes keep come back first (pool.h), with no lock held
+         * (a pool class lock is never waited for under pages_lock). */
+        hak_unlock(&pages_lock);
+        pool_give_back_excess();
+        if (!lock_with_descs(ALLOC_DESCS))
+            return NULL;
+        r = find_run(n, align, &first);
+    }
     if (!r) {
         /* A new area, mapped without the lock (see lock_with_descs). */
         hak_unlock(&pages_lock);

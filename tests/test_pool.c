@@ -14,9 +14,13 @@
  *     before the purge delay;
  *   - a program that alternates phases of 32 MiB of 16 KiB blocks and
  *     32 MiB of 128 KiB blocks, each freed before the next, peaks at one
- *     phase's memory, not two: a pool page that empties goes back to the
- *     page-run layer (beyond what its class keeps), where the large blocks
- *     take it, and the other way round;
+ *     phase's memory, not two: the page-run layer takes back the empty pool
+ *     pages beyond what their classes keep before it maps more, and the
+ *     large blocks take them, and the other way round;
+ *   - a class whose 8 MiB of blocks are all freed and allocated again, 20
+ *     times, with nothing else asking the layer for memory, keeps its empty
+ *     pages: after the first round no page is taken from the layer or given
+ *     back to it (counted from HAKMEM_POOL_TRACE's lines, in a child);
  *   - with HAKMEM_PURGE_DELAY_MS=50, the pages of freed blocks are purged
  *     (madvise) without malloc_trim once the delay has passed, driven by
  *     the program's other pool traffic (a child process; it waits up to
@@ -31,6 +35,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,6 +342,82 @@ START_TEST(phases_share_pages)
 }
 END_TEST
 
+/* ------------------------------------------ churn keeps its pages */
+
+#define KEEP_SIZE 16384
+#define KEEP_BLOCKS 512
+#define KEEP_ROUNDS 20
+#define KEEP_MARK "test_pool: round 1\n"
+
+/* The child of churn_keeps_pages, run with HAKMEM_POOL_TRACE=1: writes
+ * KEEP_MARK to stderr, where the trace goes, when the first round is done. */
+static int keep_child(void)
+{
+    static unsigned char *b[KEEP_BLOCKS];
+    for (unsigned r = 0; r < KEEP_ROUNDS; r++) {
+        if (r == 1)
+            fputs(KEEP_MARK, stderr);
+        for (unsigned i = 0; i < KEEP_BLOCKS; i++) {
+            if (!(b[i] = malloc(KEEP_SIZE)))
+                return 2;
+            b[i][0] = b[i][KEEP_SIZE - 1] = (unsigned char)(r + i);
+        }
+        for (unsigned i = 0; i < KEEP_BLOCKS; i++) {
+            if (b[i][0] != (unsigned char)(r + i) || b[i][KEEP_SIZE - 1] != b[i][0])
+                return 3;
+            free(b[i]);
+        }
+    }
+    return 0;
+}
+
+START_TEST(churn_keeps_pages)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        setenv("HAKMEM_POOL_TRACE", "1", 1);
+        char *argv[] = {"test_pool", "--keep-child", NULL};
+        execv("/proc/self/exe", argv);
+        _exit(4);
+    }
+    close(fds[1]);
+    FILE *trace = fdopen(fds[0], "r");
+    ck_assert_ptr_nonnull(trace);
+    char *line = NULL;
+    size_t cap = 0;
+    bool marked = false;
+    unsigned first_pages = 0, later_new = 0, later_released = 0;
+    while (getline(&line, &cap, trace) > 0) {
+        if (strcmp(line, KEEP_MARK) == 0)
+            marked = true;
+        else if (strstr(line, "pool: new page") && marked)
+            later_new++;
+        else if (strstr(line, "pool: new page"))
+            first_pages++;
+        else if (marked && strstr(line, "pool: release page"))
+            later_released++;
+    }
+    free(line);
+    fclose(trace);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    ck_assert_msg(marked && first_pages > 0, "no trace from the child (%u pages)", first_pages);
+    ck_assert_msg(later_new == 0 && later_released == 0,
+                  "rounds 2..%d of %d x %d B took %u pages from the layer and gave back %u "
+                  "(the first took %u)",
+                  KEEP_ROUNDS, KEEP_BLOCKS, KEEP_SIZE, later_new, later_released, first_pages);
+}
+END_TEST
+
 START_TEST(purge_after_delay)
 {
     fflush(stdout);
@@ -360,6 +441,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--purge-child") == 0)
         return purge_child();
+    if (argc > 1 && strcmp(argv[1], "--keep-child") == 0)
+        return keep_child();
     const char *delay = getenv(PURGE_DELAY_ENV);
     if (!delay || strcmp(delay, PURGE_DELAY_MS) != 0) {
         setenv(PURGE_DELAY_ENV, PURGE_DELAY_MS, 1);
@@ -375,6 +458,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, trim_returns_pool_memory);
     tcase_add_test(tc, growth_gives_back);
     tcase_add_test(tc, phases_share_pages);
+    tcase_add_test(tc, churn_keeps_pages);
     tcase_add_test(tc, purge_after_delay);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

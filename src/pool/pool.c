@@ -38,7 +38,7 @@ static struct pool_class_state {
     struct hak_lock lock;
     struct pool_page *partial;  /* pages with free or uncarved blocks */
     struct pool_page *empty;    /* empty pages, most recently emptied first */
-    uint32_t nempty;            /* pages on `empty` (empty_excess bounds them) */
+    uint32_t nempty;            /* pages on `empty` */
     uint32_t nxfer;
     struct pool_xfer xfer[POOL_XFER_SLOTS]; /* the transfer cache */
     /* When pool_purge first saw the transfer cache idle (0: not since the
@@ -53,20 +53,44 @@ static struct pool_class_state {
 #define POOL_DENSE_PAGES 16u
 
 /* Empty pages a class keeps for its own reuse: a quarter of the pages it
- * has in use, at least two.  A page that empties beyond them goes back to
- * the page-run layer at once, unpurged (the layer purges it after the
- * delay), where any class or a large block can take it: a program that
- * frees its 16 KiB blocks and then allocates 128 KiB ones reuses the
- * pages, as under glibc, instead of holding both for the delay (as the
- * class empties, what it keeps shrinks to two).  The fraction trades
- * memory against pages moved: eight threads trading 8 KiB blocks
- * (bench_prodcons 1000000 4 8192) took 27 % more CPU time than when a
- * class kept every empty page with two kept, 20 % with a quarter (8,729
- * pages given back), 5-8 % with as many as in use; python3
- * tests/alloc_heavy.py peaked at 245.8, 251.7 and 270.2 MiB (255.6 when
- * every empty page was kept).  Task-clock medians of 7, alternating. */
+ * has in use, at least two.  Pages that empty beyond them (its excess)
+ * stay with the class too, until the page-run layer needs memory: before
+ * it maps a new area or hands out a run whose pages were purged, it takes
+ * every class's excess back (pool_give_back_excess), unpurged, so that a
+ * program that frees its 16 KiB blocks and then allocates 128 KiB ones
+ * reuses their pages, as under glibc, instead of holding both for the
+ * delay.  Until then the class reuses them itself: eight threads trading
+ * 8 KiB blocks (bench_prodcons 1000000 4 8192) took 14 % less CPU time
+ * than when the excess went back the moment it emptied (task-clock medians
+ * of 9, alternating), which moved thousands of pages through the layer's
+ * lock; kept, empty pages still go back, purged, after the delay. */
 #define POOL_EMPTY_KEEP 2u
 #define POOL_EMPTY_KEEP_DIV 4u
+
+/* The classes with an excess of empty pages, one bit each: set and cleared
+ * under the class's lock (excess_note), read by the layer without it. */
+static _Atomic uint64_t excess_classes;
+_Static_assert(POOL_NUM_CLASSES <= 64, "a bit per class");
+
+/* The empty pages class cs keeps (POOL_EMPTY_KEEP). */
+static uint32_t empty_keep(const struct pool_class_state *cs)
+{
+    uint32_t keep = cs->pages / POOL_EMPTY_KEEP_DIV;
+    return keep < POOL_EMPTY_KEEP ? POOL_EMPTY_KEEP : keep;
+}
+
+/* Sets or clears class cs's bit of excess_classes after its counts changed
+ * (class lock held); the shared word is written only when the bit flips. */
+static void excess_note(struct pool_class_state *cs)
+{
+    uint64_t bit = (uint64_t)1 << (cs - classes);
+    bool excess = cs->nempty > empty_keep(cs);
+    bool noted = atomic_load_explicit(&excess_classes, memory_order_relaxed) & bit;
+    if (excess && !noted)
+        atomic_fetch_or_explicit(&excess_classes, bit, memory_order_relaxed);
+    else if (!excess && noted)
+        atomic_fetch_and_explicit(&excess_classes, ~bit, memory_order_relaxed);
+}
 
 void pool_init(void)
 {
@@ -358,6 +382,8 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list)
             break; /* carved what one step may carve */
         }
     }
+    if (acquired)
+        excess_note(cs);
     hak_unlock(&cs->lock);
     /* A class with more than POOL_DENSE_PAGES pages in use is carved in
      * bulk: the first unit of its new page (all of a one-unit page) is
@@ -375,8 +401,8 @@ uint32_t pool_central_take(unsigned cls, uint32_t want, void **list)
 }
 
 /* Returns one block to its page (class lock held); true if the page went
- * to the class's empty list (the caller then gives back the class's
- * excess, empty_excess).  A page that empties is stamped with the time.
+ * to the class's empty list (the caller then notes whether the class holds
+ * an excess, excess_note).  A page that empties is stamped with the time.
  * The class's only partial page stays where it is when it empties, so that
  * a program that frees and allocates one block over and over moves no page
  * between lists; pool_purge treats it as empty too. */
@@ -409,18 +435,36 @@ static void page_move(struct pool_page **list, struct pool_page *pg, struct pool
     *out = pg;
 }
 
-/* Moves the class's empty pages beyond what it keeps (POOL_EMPTY_KEEP)
- * onto *out, for pages_release(*out, false) once the lock is let go (class
- * lock held).  The most recently emptied go: the list may be long, and the
- * older ones are as good to keep (the oldest are purged first). */
+/* Moves the class's empty pages beyond what it keeps onto *out, for
+ * pages_release(*out, false) once the lock is let go (class lock held).
+ * The most recently emptied go: the list may be long, and the older ones
+ * are as good to keep (the oldest are purged first). */
 static void empty_excess(struct pool_class_state *cs, struct pool_page **out)
 {
-    uint32_t keep = cs->pages / POOL_EMPTY_KEEP_DIV;
-    if (keep < POOL_EMPTY_KEEP)
-        keep = POOL_EMPTY_KEEP;
+    uint32_t keep = empty_keep(cs);
     while (cs->nempty > keep) {
         page_move(&cs->empty, cs->empty, out);
         cs->nempty--;
+    }
+    excess_note(cs);
+}
+
+bool pool_has_excess(void)
+{
+    return atomic_load_explicit(&excess_classes, memory_order_relaxed) != 0;
+}
+
+void pool_give_back_excess(void)
+{
+    uint64_t mask = atomic_load_explicit(&excess_classes, memory_order_relaxed);
+    while (mask) {
+        struct pool_class_state *cs = &classes[__builtin_ctzll(mask)];
+        mask &= mask - 1;
+        struct pool_page *excess = NULL;
+        hak_lock(&cs->lock);
+        empty_excess(cs, &excess);
+        hak_unlock(&cs->lock);
+        pages_release(excess, false);
     }
 }
 
@@ -440,16 +484,14 @@ static void list_put_pages(struct pool_class_state *cs, unsigned cls, void *list
 void pool_central_put(unsigned cls, void *list, uint32_t n)
 {
     struct pool_class_state *cs = &classes[cls];
-    struct pool_page *excess = NULL;
     hak_lock(&cs->lock);
     if (n > 1 && cs->nxfer < POOL_XFER_SLOTS) {
         cs->xfer[cs->nxfer++] = (struct pool_xfer){list, n};
     } else {
         list_put_pages(cs, cls, list, n);
-        empty_excess(cs, &excess);
+        excess_note(cs);
     }
     hak_unlock(&cs->lock);
-    pages_release(excess, false);
 }
 
 void *pool_shared_alloc(unsigned cls)
@@ -484,12 +526,10 @@ void pool_free(void *p, const char *func)
     if (hak_opt.pool_trace)
         hak_warn("pool: free %p class=%u", p, cls);
     struct pool_class_state *cs = &classes[cls];
-    struct pool_page *excess = NULL;
     hak_lock(&cs->lock);
     bool emptied = page_put(cs, pg, p);
-    empty_excess(cs, &excess);
+    excess_note(cs);
     hak_unlock(&cs->lock);
-    pages_release(excess, false);
     if (emptied)
         hak_purge_tick();
 }
@@ -508,9 +548,8 @@ static bool empty_page_due(struct pool_page *pg, uint64_t now_ms, uint64_t age_m
 
 /* Releases the class's empty pages that are due (all of them when `all`),
  * purged, after returning the transfer cache's lists to their pages when
- * they have been idle for the delay (or `all`); pages those lists empty
- * beyond POOL_EMPTY_KEEP go back unpurged.  The pages go back after the
- * class's lock is let go (see page_new). */
+ * they have been idle for the delay (or `all`).  The pages go back after
+ * the class's lock is let go (see page_new). */
 size_t pool_purge(uint64_t now_ms, uint64_t age_ms, bool all)
 {
     size_t bytes = 0;
@@ -520,7 +559,7 @@ size_t pool_purge(uint64_t now_ms, uint64_t age_ms, bool all)
 #endif
     for (unsigned cls = 0; cls < POOL_NUM_CLASSES; cls++) {
         struct pool_class_state *cs = &classes[cls];
-        struct pool_page *due = NULL, *excess = NULL;
+        struct pool_page *due = NULL;
         hak_lock(&cs->lock);
         if (cs->nxfer && !all && !cs->xfer_idle_since)
             cs->xfer_idle_since = now_ms;
@@ -539,7 +578,6 @@ size_t pool_purge(uint64_t now_ms, uint64_t age_ms, bool all)
                 cs->nempty--;
             }
         }
-        empty_excess(cs, &excess);
         struct pool_page *lone = cs->partial; /* treated as empty: see page_put */
         if (lone && !lone->used && empty_page_due(lone, now_ms, age_ms, all)) {
             bytes += atomic_load_explicit(&lone->carved_bytes, memory_order_relaxed);
@@ -548,9 +586,9 @@ size_t pool_purge(uint64_t now_ms, uint64_t age_ms, bool all)
             atomic_store_explicit(&lone->state, POOL_PAGE_EMPTY, memory_order_relaxed);
             page_set_class(lone, POOL_NO_CLASS);
         }
+        excess_note(cs);
         hak_unlock(&cs->lock);
         pages_release(due, true);
-        pages_release(excess, false);
     }
     /* The pages classes gave back unpurged beyond what they keep are the
      * pool's free memory too. */

@@ -9,11 +9,11 @@
  * for any run.  Pages live on shared per-class lists under a lock per
  * class; blocks are carved from a page's tail lazily, at most about a memory
  * page (4 KiB) per step, so a page costs memory only as its blocks are used.
- * A class keeps pages that become empty for its own reuse (a quarter of
- * those it has in use, at least two: pool.c) and gives them back to the
- * page-run layer, purged, after the purge delay (purge.h); pages that empty
- * beyond those go back at once, unpurged, for any class or large block to
- * take (pool.c).
+ * A class keeps pages that become empty for its own reuse and gives them
+ * back to the page-run layer, purged, after the purge delay (purge.h); the
+ * layer takes back those beyond a quarter of the pages in use (at least
+ * two: pool.c) sooner, unpurged, when it needs memory, for any class or
+ * large block to take (pool_give_back_excess).
  * With Pool TLS (pool_tls.c, pool_fast.h) each thread also keeps per-class
  * caches in front of those lists, which trade whole lists with a per-class
  * transfer cache.
@@ -104,6 +104,12 @@ HAK_HIDDEN void pool_free(void *p, const char *func);
 HAK_HIDDEN size_t pool_usable_size(void *p, const char *func);
 /* The pool tier's purge hook (purge.h). */
 HAK_HIDDEN size_t pool_purge(uint64_t now_ms, uint64_t age_ms, bool all);
+/* Whether some class holds more empty pages than it keeps (pool.c), and
+ * giving those back to the page-run layer, unpurged: the layer does so
+ * before it maps a new area or hands out a run whose pages are not
+ * resident (pages_alloc), with no lock held. */
+HAK_HIDDEN bool pool_has_excess(void);
+HAK_HIDDEN void pool_give_back_excess(void);
 
 /* Shared layer, used by pool.c and pool_tls.c. */
 
