@@ -29,7 +29,12 @@
  *    trimmed leave no area mapped for them, and a large block takes pages
  *    that pool pages gave back, in an area that held them, with no mmap;
  *  - threads: 4 threads allocate, verify, realloc and free large blocks of
- *    random sizes, handing some to each other; forks while other threads
+ *    random sizes, handing some to each other; 4 threads alternate 4 MiB
+ *    of 16 KiB pool blocks and 4 MiB of 128 KiB..1 MiB large blocks, so
+ *    that the layer takes back pool pages that emptied while other
+ *    threads' classes gain and lose them (every block verified, and after
+ *    malloc_trim(0) the two tiers' counts of mapped bytes still add up to
+ *    the areas that pool pages keep); forks while other threads
  *    allocate and free, each child using large blocks (tests/memory.sh runs
  *    this case again with HAKMEM_PURGE_DELAY_MS=0: purges racing with
  *    allocation and fork).
@@ -676,6 +681,65 @@ START_TEST(threads)
 }
 END_TEST
 
+/* Threads alternating pool and large phases: each frees its pool blocks
+ * (pages empty beyond what the class keeps) and then asks the layer for
+ * large blocks, which takes those pages back while other threads' pool
+ * classes take and give pages: the give-back races with them (TSan and
+ * ASan run this case). */
+#define PHASE_POOL_SIZE (16 * KiB)
+#define PHASE_BYTES (4 * MiB)
+#define PHASE_ROUNDS 6
+
+static void *phase_worker(void *arg)
+{
+    unsigned id = (unsigned)(uintptr_t)arg;
+    uint64_t rng = 0x9e3779b97f4a7c15ull * (id + 1);
+    static unsigned char *blocks[THREADS][PHASE_BYTES / PHASE_POOL_SIZE];
+    unsigned char **p = blocks[id];
+    for (unsigned r = 0; r < PHASE_ROUNDS; r++) {
+        unsigned char v = (unsigned char)(id * 16 + r);
+        size_t n = PHASE_BYTES / PHASE_POOL_SIZE;
+        for (size_t i = 0; i < n; i++) {
+            p[i] = malloc(PHASE_POOL_SIZE);
+            REQUIRE(p[i], "malloc(%zu) failed", PHASE_POOL_SIZE);
+            p[i][0] = p[i][PHASE_POOL_SIZE - 1] = v;
+        }
+        for (size_t i = 0; i < n; i++) {
+            REQUIRE(p[i][0] == v && p[i][PHASE_POOL_SIZE - 1] == v, "pool block %zu changed", i);
+            free(p[i]);
+        }
+        size_t k = 0;
+        for (size_t bytes = 0; bytes < PHASE_BYTES; k++) {
+            size_t len = 128 * KiB + (xs(&rng) % (896 * KiB));
+            p[k] = malloc(len);
+            REQUIRE(p[k], "malloc(%zu) failed", len);
+            fill(p[k], len, v);
+            bytes += len;
+            p[k + 1] = (unsigned char *)(uintptr_t)len; /* its length, beside it */
+            k++;
+        }
+        for (size_t i = 0; i < k; i += 2) {
+            size_t len = (size_t)(uintptr_t)p[i + 1];
+            REQUIRE(p[i][0] == v && p[i][len / 2] == v && p[i][len - 1] == v,
+                    "large block of %zu B changed", len);
+            free(p[i]);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(pool_large_phases_threads)
+{
+    pthread_t t[THREADS];
+    for (unsigned i = 0; i < THREADS; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, phase_worker, (void *)(uintptr_t)i), 0);
+    for (unsigned i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    malloc_trim(0);
+    check_trimmed();
+}
+END_TEST
+
 /* Forks while other threads allocate, free and (with HAKMEM_PURGE_DELAY_MS=0
  * in tests/memory.sh) purge large blocks: every child can allocate, use and
  * free large blocks and trim. */
@@ -757,6 +821,7 @@ int main(int argc, char **argv)
     TCase *tt = tcase_create("threads");
     tcase_set_timeout(tt, 300); /* a hang detector: TSan builds are slow */
     tcase_add_test(tt, threads);
+    tcase_add_test(tt, pool_large_phases_threads);
     tcase_add_test(tt, fork_while_purging);
     suite_add_tcase(s, tt);
     SRunner *sr = srunner_create(s);
