@@ -1,17 +1,20 @@
-/* bench_prodcons COUNT [THREADS] [SIZE] [SEED]
+/* bench_prodcons COUNT [THREADS] [SIZE] [SEED] [ORDER]
  *
  * Like mimalloc-bench's xmalloc-testN: THREADS producer threads (default 4)
  * allocate blocks of SIZE bytes (default 64; 0: random sizes of 16 B..2 KiB),
  * stamp them and hand them in batches of 4096 to THREADS consumer threads,
  * which check and free them: every free is a remote free, and what a
  * consumer frees the allocator must get back to the producers.  Batches go
- * through one bounded queue (at most 100 in flight, as xmalloc-test's bag),
- * so the live data is bounded and peak RSS shows how much freed memory the
- * allocator strands.  One operation = one block allocated, handed over and
- * freed; COUNT blocks in all.
+ * through one bounded queue of at most 100 in flight, so the live data is
+ * bounded and peak RSS shows how much freed memory the allocator strands.
+ * ORDER "fifo" (the default) takes the oldest batch first; "lifo" the newest,
+ * as xmalloc-test's bag (a stack) does, so that some batches wait long while
+ * newer ones come and go.  One operation = one block allocated, handed over
+ * and freed; COUNT blocks in all.
  */
 #include "bench_common.h"
 #include <pthread.h>
+#include <stdbool.h>
 
 #define BATCH 4096
 #define INFLIGHT 100
@@ -29,6 +32,7 @@ static int q_head, q_count, producers_left;
 static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t q_nonempty = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t q_nonfull = PTHREAD_COND_INITIALIZER;
+static bool lifo;
 static long per_producer;
 static size_t block_size;
 static uint64_t seed;
@@ -51,7 +55,10 @@ static struct batch *get(void)
     while (q_count == 0 && producers_left > 0)
         pthread_cond_wait(&q_nonempty, &q_lock);
     struct batch *b = NULL;
-    if (q_count) {
+    if (q_count && lifo) {
+        b = queue[(q_head + --q_count) % INFLIGHT];
+        pthread_cond_signal(&q_nonfull);
+    } else if (q_count) {
         b = queue[q_head];
         q_head = (q_head + 1) % INFLIGHT;
         q_count--;
@@ -107,6 +114,11 @@ int main(int argc, char **argv)
     int threads = (int)bench_arg(argc, argv, 2, 4);
     block_size = argc > 3 ? (size_t)atol(argv[3]) : 64;
     seed = (uint64_t)bench_arg(argc, argv, 4, 1);
+    lifo = argc > 5 && strcmp(argv[5], "lifo") == 0;
+    if (argc > 5 && !lifo && strcmp(argv[5], "fifo") != 0) {
+        fprintf(stderr, "%s: ORDER must be fifo or lifo, not %s\n", prog, argv[5]);
+        return 64;
+    }
     if (threads > MAX_THREADS)
         threads = MAX_THREADS;
     per_producer = count / threads;

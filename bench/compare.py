@@ -71,6 +71,8 @@ WORKLOADS = [
     ("huge 5-25 MiB", "bench_huge", ["150"], ["500"], [THROUGHPUT]),
     ("producer-consumer", "bench_prodcons", ["1000000", "4"], ["4000000", "4"],
      [THROUGHPUT]),
+    ("producer-consumer lifo", "bench_prodcons", None,
+     ["8000000", "2", "64", "1", "lifo"], [THROUGHPUT]),
     ("fragmentation", "bench_fragmentation", ["64"], ["256"],
      [THROUGHPUT, RSS_AFTER]),
     ("threads 1", "bench_thread_scaling", ["1", "5000000"],

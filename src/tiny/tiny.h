@@ -66,6 +66,9 @@ struct tiny_xfer {
     uint8_t count;
 };
 
+/* Slots of a heap's remote hints (struct tiny_heap). */
+#define TINY_REMOTE_HINTS 64
+
 /* A thread's slabs and set-aside lists, per class.  Heaps are recycled,
  * never unmapped. */
 struct tiny_heap {
@@ -75,6 +78,15 @@ struct tiny_heap {
     struct tiny_slab_list partial[TINY_NUM_CLASSES];
     struct tiny_slab_list full[TINY_NUM_CLASSES];
     struct tiny_heap *next_free;
+    uint32_t remote_hint_seen; /* remote_hint_next when the owner last looked */
+    /* Remote hints: a thread whose free makes the remote stack of one of
+     * this heap's slabs non-empty writes the slab here (the next slot, round
+     * the ring), so that the owner's refill finds full slabs with blocks to
+     * collect without walking its full lists (next_slab).  Hints only: a
+     * slot may be overwritten before the owner looks, or name a slab the
+     * heap no longer owns; the owner checks each. */
+    _Atomic uint32_t remote_hint_next __attribute__((aligned(64)));
+    _Atomic(struct tiny_slab *) remote_hint[TINY_REMOTE_HINTS];
 };
 
 HAK_HIDDEN void tiny_init(void);
