@@ -158,7 +158,7 @@ struct tiny_slab *tiny_slab_acquire(unsigned cls, struct tiny_heap *owner, bool 
     s->cls = (uint8_t)cls;
     s->state = TINY_SLAB_CURRENT;
     s->next = s->prev = NULL;
-    atomic_store_explicit(&ss->remote[i], 0, memory_order_relaxed);
+    atomic_store_explicit(&ss->remote[i].word, 0, memory_order_relaxed);
     atomic_store_explicit(&s->carved_limit, 0, memory_order_relaxed);
     atomic_store_explicit(&s->owner, owner, memory_order_release);
     return s;
