@@ -10,9 +10,9 @@
  *
  * Slab records are 64 bytes (one cache line) and hold only what the owner
  * and free()'s checks read; the remote-free stacks that other threads CAS on
- * live in an array of the header, away from the owners' lines, a line each.  A slab that
- * was never used, or was purged while free, has a record of zeroes: no
- * owner, nothing carved, so every free() into it is rejected.
+ * live in an array of the header, away from the owners' lines, a line
+ * each.  A slab that was never used, or was purged while free, has a record
+ * of zeroes: no owner, nothing carved, so every free() into it is rejected.
  *
  * Slabs are handed to threads (struct tiny_heap, tiny.c) by the process-wide
  * slab manager (superslab.c), which keeps superslabs with free slabs on a

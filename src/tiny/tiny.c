@@ -163,7 +163,10 @@ static struct tiny_heap *heap_new(void)
     if (h) {
         heap_free_list = h->next_free;
         hak_unlock(&heap_lock);
-        memset(h, 0, sizeof(*h));
+        /* All but the remote hints: a thread that read a slab's owner
+         * before the heap's last owner gave the slab up may still write a
+         * hint (tiny_free_remote); its slots are checked when read. */
+        memset(h, 0, offsetof(struct tiny_heap, remote_hint_next));
         return h;
     }
     size_t sz = hak_align_up(sizeof(*h), 64);
