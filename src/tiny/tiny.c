@@ -646,6 +646,9 @@ void tiny_free_remote(struct tiny_slab *s, void *p)
 {
     if (HAK_UNLIKELY(!atomic_load_explicit(&remote_seen, memory_order_relaxed)))
         atomic_store_explicit(&remote_seen, true, memory_order_relaxed);
+    /* Read while p still holds the slab: once p is on the stack, the owner
+     * may take it, find the slab empty and give the slab up. */
+    uint32_t hint_at = remote_hint_at[s->cls];
     _Atomic uintptr_t *remote = tiny_slab_remote(s);
     uintptr_t head = atomic_load_explicit(remote, memory_order_relaxed);
     do {
@@ -657,7 +660,7 @@ void tiny_free_remote(struct tiny_slab *s, void *p)
      * first block had the owner collect slabs a block or two at a time:
      * bench_cross_thread took 16 % more CPU time.)  Heaps are never
      * unmapped, so a heap that lost the slab since is written harmlessly. */
-    if (tiny_remote_count(head) + 1 != remote_hint_at[s->cls])
+    if (tiny_remote_count(head) + 1 != hint_at)
         return;
     struct tiny_heap *h = atomic_load_explicit(&s->owner, memory_order_relaxed);
     if (h && h != &tiny_no_owner) {
