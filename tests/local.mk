@@ -19,6 +19,8 @@
 ##                        block, no purge in a churn, purge on malloc_trim
 ##   tests/test_pages     the large tier and its page-run layer: placement,
 ##                        coalescing, realloc in place, misuse, trim, threads
+##   tests/test_cxx       C++'s operator new and delete (hakmem's, with -lhakmem):
+##                        every form, bad_alloc and the new-handler, threads
 ##   tests/realprog.sh    python3, sort, sqlite3 under LD_PRELOAD of hakmem
 ##   tests/memory.sh      address space, RSS, system calls and huge pages
 
@@ -100,6 +102,15 @@ tests_test_static_link_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_static_link_CFLAGS = $(hakmem_test_cflags)
 tests_test_static_link_LDFLAGS = -all-static
 tests_test_static_link_LDADD = libhakmem.la $(PTHREAD_LIBS)
+
+if HAVE_CXX
+check_PROGRAMS += tests/test_cxx
+TESTS += tests/test_cxx
+tests_test_cxx_SOURCES = tests/test_cxx.cc
+tests_test_cxx_CPPFLAGS = $(hakmem_test_cppflags)
+tests_test_cxx_CXXFLAGS = -Wall -Wextra -pthread
+tests_test_cxx_LDADD = libhakmem.la $(PTHREAD_LIBS)
+endif
 
 TESTS += tests/realprog.sh
 EXTRA_DIST += tests/realprog.sh tests/alloc_heavy.py
