@@ -11,7 +11,7 @@
 ##   make bench-compare            full comparison (< 15 min on 2 cores)
 ##   make bench-results            full comparison, written into the source tree
 ##                                 (bench/results/ and bench/README)
-##   make bench-real               python3, sort and sqlite3 under each allocator
+##   make bench-real               python3, sort, sqlite3 and clang++ under each allocator
 ##                                 (bench/realprogs.sh: time and peak RSS)
 ##   BENCH_COMPARE_FLAGS='--runs 5 --no-callgrind'  extra options for compare.py
 

@@ -1,7 +1,8 @@
 #!/bin/bash
 # bench/realprogs.sh - real programs under each allocator: python3 running
 # tests/alloc_heavy.py, sort(1) on 400,000 generated lines, and sqlite3
-# inserting 200,000 rows and building an index in memory.  Each allocator is
+# inserting 200,000 rows and building an index in memory, and clang++ (if
+# installed) compiling tests/test_cxx.cc with -O2.  Each allocator is
 # preloaded in turn, alternating, $REPS runs each (default 5); prints the
 # median wall time and the median peak RSS (/usr/bin/time %M) as a markdown
 # table.
@@ -41,6 +42,11 @@ python=$(python3 -c 'import sys; print(sys.executable)')
 progs=("python3 alloc_heavy.py|$python $src/tests/alloc_heavy.py"
        "sort 400k lines|sort $work/lines.txt"
        "sqlite3 200k rows + index|sqlite3 :memory: .read\\ $work/rows.sql")
+# A C++ program: clang++ compiling tests/test_cxx.cc (LLVM allocates through
+# operator new), when clang++ is installed.
+if command -v clang++ >/dev/null; then
+    progs+=("clang++ -O2 test_cxx.cc|clang++ -std=gnu++17 -O2 -I$src/include -c $src/tests/test_cxx.cc -o $work/test_cxx.o")
+fi
 
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
