@@ -5,7 +5,7 @@
  * Without these a C++ program reaches hakmem through libstdc++'s operators,
  * which call malloc and free: one more call, PLT hop and test per new and
  * per delete (and sized delete calls plain delete first).  A 32-byte
- * new+delete pair under callgrind: 93 instructions through libstdc++, 79
+ * new+delete pair under callgrind: 93 instructions through libstdc++, 77
  * here (tcmalloc, which exports them too: 76).
  *
  * The one thing C cannot do is throw std::bad_alloc.  When hakmem has no
