@@ -34,14 +34,14 @@ tests_test_stress_CPPFLAGS = $(hakmem_hardening_cppflags)
 tests_test_stress_CFLAGS = $(hakmem_hardening_cflags)
 tests_test_stress_LDADD = $(hakmem_hardening_ldadd)
 
-tests_test_misuse_SOURCES = tests/test_misuse.c
+tests_test_misuse_SOURCES = tests/test_misuse.c tests/test_util.h
 ## _GNU_SOURCE on the command line: dl_iterate_phdr, even where .ci/sanitize
 ## force-includes a header before the source's first line.
 tests_test_misuse_CPPFLAGS = $(hakmem_hardening_cppflags) -D_GNU_SOURCE
 tests_test_misuse_CFLAGS = $(hakmem_hardening_cflags)
 tests_test_misuse_LDADD = $(hakmem_hardening_ldadd)
 
-tests_test_faults_SOURCES = tests/test_faults.c
+tests_test_faults_SOURCES = tests/test_faults.c tests/test_util.h
 tests_test_faults_CPPFLAGS = $(hakmem_hardening_cppflags)
 tests_test_faults_CFLAGS = $(hakmem_hardening_cflags)
 tests_test_faults_LDADD = $(hakmem_hardening_ldadd)

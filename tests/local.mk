@@ -52,35 +52,35 @@ hakmem_check_tests = \
 check_PROGRAMS += $(hakmem_check_tests)
 TESTS += $(hakmem_check_tests)
 
-tests_test_contract_SOURCES = tests/test_contract.c
+tests_test_contract_SOURCES = tests/test_contract.c tests/test_util.h
 tests_test_contract_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_contract_CFLAGS = $(hakmem_test_cflags)
 tests_test_contract_LDADD = $(hakmem_test_ldadd)
 
-tests_test_threads_SOURCES = tests/test_threads.c tests/test_rng.h
+tests_test_threads_SOURCES = tests/test_threads.c tests/test_rng.h tests/test_util.h
 tests_test_threads_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_threads_CFLAGS = $(hakmem_test_cflags)
 tests_test_threads_LDADD = $(hakmem_test_ldadd)
 
-tests_test_fork_SOURCES = tests/test_fork.c tests/test_rng.h
+tests_test_fork_SOURCES = tests/test_fork.c tests/test_rng.h tests/test_util.h
 tests_test_fork_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_fork_CFLAGS = $(hakmem_test_cflags)
 tests_test_fork_LDADD = $(hakmem_test_ldadd)
 
-tests_test_badfree_SOURCES = tests/test_badfree.c
+tests_test_badfree_SOURCES = tests/test_badfree.c tests/test_util.h
 tests_test_badfree_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_badfree_CFLAGS = $(hakmem_test_cflags)
 tests_test_badfree_LDADD = $(hakmem_test_ldadd)
 
-tests_test_glibc_SOURCES = tests/test_glibc.c
+tests_test_glibc_SOURCES = tests/test_glibc.c tests/test_util.h
 tests_test_glibc_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_glibc_CFLAGS = $(hakmem_test_cflags)
 tests_test_glibc_LDADD = $(hakmem_test_ldadd)
-tests_test_pool_SOURCES = tests/test_pool.c
+tests_test_pool_SOURCES = tests/test_pool.c tests/test_util.h
 tests_test_pool_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_pool_CFLAGS = $(hakmem_test_cflags)
 tests_test_pool_LDADD = $(hakmem_test_ldadd)
-tests_test_pages_SOURCES = tests/test_pages.c tests/test_rng.h
+tests_test_pages_SOURCES = tests/test_pages.c tests/test_rng.h tests/test_util.h
 tests_test_pages_CPPFLAGS = $(hakmem_test_cppflags)
 tests_test_pages_CFLAGS = $(hakmem_test_cflags)
 tests_test_pages_LDADD = $(hakmem_test_ldadd)

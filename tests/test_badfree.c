@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "hakmem.h"
+#include "test_util.h"
 
 enum op { OP_FREE, OP_REALLOC, OP_USABLE, OP_HAK_FREE, OP_HAK_REALLOC, OP_HAK_USABLE };
 
@@ -68,24 +69,8 @@ static void expect_abort(enum op op, void *p, const char *what)
     }
     close(fds[1]);
     char buf[4096];
-    size_t len = 0;
-    /* Until EOF (the child exited); a child that hangs makes the test hang,
-     * which the Check timeout turns into a failure. */
-    for (;;) {
-        ssize_t n = read(fds[0], buf + len, sizeof buf - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        if (len == sizeof buf - 1)
-            break;
-    }
-    buf[len] = '\0';
-    close(fds[0]);
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
+    test_read_all(fds[0], buf, sizeof buf);
+    int st = test_wait(pid);
 
     ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
                   "%s(%s %p): expected death by SIGABRT, got %s %d; stderr: \"%s\"",
@@ -175,9 +160,5 @@ static Suite *badfree_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(badfree_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return test_run_suite(badfree_suite());
 }

@@ -30,19 +30,13 @@
 #include <unistd.h>
 
 #include "hakmem.h"
+#include "test_util.h"
 
 /* Like ck_assert_msg, but silent when it holds: every ck_assert* that passes
  * sends a message to Check's parent process, far too slow in inner loops. */
-#define REQUIRE(cond, ...)                                                           \
-    do {                                                                             \
-        if (!(cond))                                                                 \
-            ck_abort_msg(__VA_ARGS__);                                               \
-    } while (0)
 #define REQUIRE_PTR(p) REQUIRE((p) != NULL, "%s returned NULL (line %d)", #p, __LINE__)
 #define REQUIRE_TRUE(c) REQUIRE(c, "assertion %s failed (line %d)", #c, __LINE__)
 
-#define KiB ((size_t)1024)
-#define MiB (1024 * KiB)
 
 /* Tier boundaries as documented (tiny <= 1024 B < pool <= 52 KiB < large). */
 #define TINY_MAX ((size_t)1024)
@@ -1060,9 +1054,5 @@ static Suite *contract_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(contract_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return test_run_suite(contract_suite());
 }

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "hakmem.h"
+#include "test_util.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define UNDER_SANITIZER 1
@@ -110,10 +111,11 @@ __attribute__((format(printf, 1, 2), noreturn)) static void child_fail(const cha
     _exit(1);
 }
 
-#define REQUIRE(cond, ...)                                                                         \
+/* The out-of-memory child's REQUIRE: it reports through child_fail. */
+#define CHILD_REQUIRE(cond, ...)                                                                   \
     do {                                                                                           \
         if (!(cond))                                                                               \
-            child_fail(__VA_ARGS__);                                                                     \
+            child_fail(__VA_ARGS__);                                                               \
     } while (0)
 
 #define HOLD_MAX (1u << 20)
@@ -149,7 +151,7 @@ static void *call(enum entry e, size_t size, int *err)
         p = sentinel;
         r = e == E_POSIX_MEMALIGN ? posix_memalign(&p, 64, size) : hak_posix_memalign(&p, 64, size);
         if (r != 0) {
-            REQUIRE(p == sentinel, "%s(%zu) = %d changed *memptr", entry_name[e], size, r);
+            CHILD_REQUIRE(p == sentinel, "%s(%zu) = %d changed *memptr", entry_name[e], size, r);
             *err = r;
             return NULL;
         }
@@ -173,7 +175,7 @@ static void *call(enum entry e, size_t size, int *err)
 
 static void hold(void *p)
 {
-    REQUIRE(g_nhold < HOLD_MAX, "more than %u blocks held", HOLD_MAX);
+    CHILD_REQUIRE(g_nhold < HOLD_MAX, "more than %u blocks held", HOLD_MAX);
     g_hold[g_nhold++] = p;
 }
 
@@ -195,7 +197,7 @@ static void exhaust(enum entry e, size_t size)
         if (++n > HOLD_MAX / 2)
             child_fail("%s(%zu) never failed under RLIMIT_AS", entry_name[e], size);
     }
-    REQUIRE(err == ENOMEM, "%s(%zu) failed with %d (%s), not ENOMEM", entry_name[e], size, err,
+    CHILD_REQUIRE(err == ENOMEM, "%s(%zu) failed with %d (%s), not ENOMEM", entry_name[e], size, err,
             strerror(err));
     for (int i = 0; i < 3; i++) {
         void *p = call(e, size, &err);
@@ -203,7 +205,7 @@ static void exhaust(enum entry e, size_t size)
             hold(p);
             continue;
         }
-        REQUIRE(err == ENOMEM, "%s(%zu) failed again with %d, not ENOMEM", entry_name[e], size,
+        CHILD_REQUIRE(err == ENOMEM, "%s(%zu) failed again with %d, not ENOMEM", entry_name[e], size,
                 err);
     }
 }
@@ -215,16 +217,16 @@ static void oom_child(void)
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         free(malloc(sizes[i]));
     char *tiny = malloc(48), *large = malloc(200000);
-    REQUIRE(tiny && large, "malloc before the limit failed");
+    CHILD_REQUIRE(tiny && large, "malloc before the limit failed");
     memset(tiny, 0x11, 48);
     memset(large, 0x22, 200000);
 
     size_t vm = statm_field(0);
     struct rlimit old, lim;
-    REQUIRE(getrlimit(RLIMIT_AS, &old) == 0, "getrlimit");
+    CHILD_REQUIRE(getrlimit(RLIMIT_AS, &old) == 0, "getrlimit");
     lim = old;
     lim.rlim_cur = vm + (32u << 20); /* 32 MiB more than now */
-    REQUIRE(setrlimit(RLIMIT_AS, &lim) == 0, "setrlimit(RLIMIT_AS): %s", strerror(errno));
+    CHILD_REQUIRE(setrlimit(RLIMIT_AS, &lim) == 0, "setrlimit(RLIMIT_AS): %s", strerror(errno));
 
     /* fill the address space with big blocks first, then each entry point and
      * size class is run into the wall */
@@ -246,19 +248,19 @@ static void oom_child(void)
     /* realloc that needs memory fails and leaves the block as it was */
     errno = 0;
     char *q = realloc(tiny, 4 << 20);
-    REQUIRE(q == NULL && errno == ENOMEM, "realloc(tiny, 4 MiB) = %p errno %d under the limit", q,
+    CHILD_REQUIRE(q == NULL && errno == ENOMEM, "realloc(tiny, 4 MiB) = %p errno %d under the limit", q,
             errno);
     errno = 0;
     q = realloc(large, 64 << 20);
-    REQUIRE(q == NULL && errno == ENOMEM, "realloc(large, 64 MiB) = %p errno %d under the limit",
+    CHILD_REQUIRE(q == NULL && errno == ENOMEM, "realloc(large, 64 MiB) = %p errno %d under the limit",
             q, errno);
     errno = 0;
     q = hak_realloc(large, 64 << 20);
-    REQUIRE(q == NULL && errno == ENOMEM, "hak_realloc(large, 64 MiB) = %p errno %d", q, errno);
+    CHILD_REQUIRE(q == NULL && errno == ENOMEM, "hak_realloc(large, 64 MiB) = %p errno %d", q, errno);
     for (int i = 0; i < 48; i++)
-        REQUIRE(tiny[i] == 0x11, "failed realloc damaged the tiny block");
+        CHILD_REQUIRE(tiny[i] == 0x11, "failed realloc damaged the tiny block");
     for (int i = 0; i < 200000; i += 97)
-        REQUIRE(large[i] == 0x22, "failed realloc damaged the large block");
+        CHILD_REQUIRE(large[i] == 0x22, "failed realloc damaged the large block");
     /* free works while exhausted: give back half of what is held */
     for (size_t i = 0; i < g_nhold; i += 2) {
         free(g_hold[i]);
@@ -269,21 +271,21 @@ static void oom_child(void)
     malloc_trim(0);
 
     /* raise the limit again: every entry point serves */
-    REQUIRE(setrlimit(RLIMIT_AS, &old) == 0, "restoring RLIMIT_AS: %s", strerror(errno));
+    CHILD_REQUIRE(setrlimit(RLIMIT_AS, &old) == 0, "restoring RLIMIT_AS: %s", strerror(errno));
     for (int e = 0; e < E_COUNT; e++)
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
             int err;
             void *p = call((enum entry)e, sizes[i], &err);
-            REQUIRE(p, "%s(%zu) failed after the limit was raised: %s", entry_name[e], sizes[i],
+            CHILD_REQUIRE(p, "%s(%zu) failed after the limit was raised: %s", entry_name[e], sizes[i],
                     strerror(err));
             memset(p, 0x33, sizes[i]);
             free(p);
         }
     q = realloc(tiny, 4 << 20);
-    REQUIRE(q && q[0] == 0x11 && q[47] == 0x11, "realloc(tiny, 4 MiB) after the limit");
+    CHILD_REQUIRE(q && q[0] == 0x11 && q[47] == 0x11, "realloc(tiny, 4 MiB) after the limit");
     free(q);
     q = realloc(large, 64 << 20);
-    REQUIRE(q && q[0] == 0x22 && q[199999] == 0x22, "realloc(large, 64 MiB) after the limit");
+    CHILD_REQUIRE(q && q[0] == 0x22 && q[199999] == 0x22, "realloc(large, 64 MiB) after the limit");
     free(q);
     for (size_t i = 0; i < g_nhold; i++)
         free(g_hold[i]);
@@ -308,21 +310,7 @@ START_TEST(test_oom)
     }
     close(fds[1]);
     char buf[1024];
-    size_t len = 0;
-    /* Until EOF (the child exited); a child that hangs makes the test hang,
-     * which the Check timeout turns into a failure. */
-    for (;;) {
-        ssize_t n = read(fds[0], buf + len, sizeof buf - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        if (len == sizeof buf - 1)
-            break;
-    }
-    buf[len] = '\0';
-    close(fds[0]);
+    size_t len = test_read_all(fds[0], buf, sizeof buf);
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
@@ -502,9 +490,7 @@ START_TEST(test_fork_under_load)
         }
         /* a child that hangs makes the test hang, which the Check timeout
          * turns into a failure */
-        int status = 0;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-            ;
+        int status = test_wait(pid);
         if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
             if (!failures)
                 first_status = status;
@@ -538,9 +524,5 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_fork_under_load);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run_suite(s);
 }

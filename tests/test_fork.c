@@ -34,15 +34,11 @@
 #include <unistd.h>
 
 #include "hakmem.h"
+#include "test_util.h"
 #include "test_rng.h"
 
 /* Like ck_assert_msg, but silent when it holds: every ck_assert* that passes
  * sends a message to Check's parent process, far too slow in inner loops. */
-#define REQUIRE(cond, ...)                                                           \
-    do {                                                                             \
-        if (!(cond))                                                                 \
-            ck_abort_msg(__VA_ARGS__);                                               \
-    } while (0)
 
 static size_t pick_size(uint64_t *rng)
 {
@@ -54,17 +50,6 @@ static size_t pick_size(uint64_t *rng)
     case 12: return 53249 + (r >> 8) % (512 * 1024);                             /* large */
     default: return (r >> 8) % 4096;
     }
-}
-
-/* Waits for pid; its exit status, or -1 if waitpid failed.  A child that
- * hangs makes the test hang, which the Check timeout turns into a failure. */
-static int wait_child(pid_t pid)
-{
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return st;
 }
 
 static int child_ok(int st)
@@ -184,7 +169,7 @@ START_TEST(test_fork_multithreaded)
         void *p = malloc(100 + (size_t)i);
         ck_assert_ptr_nonnull(p);
         free(p);
-        int st = wait_child(pid);
+        int st = test_wait(pid);
         if (!child_ok(st)) {
             failed++;
             fprintf(stderr, "fork #%d: child status %d\n", i, st);
@@ -276,7 +261,7 @@ START_TEST(test_fork_stdio_getline)
             free(p);
             _exit(p ? 0 : 3);
         }
-        failed += !child_ok(wait_child(pid));
+        failed += !child_ok(test_wait(pid));
     }
     atomic_store(&g_stdio_stop, 1);
     int bad = 0;
@@ -347,7 +332,7 @@ START_TEST(test_fork_handlers_allocate)
         REQUIRE(pid >= 0, "fork failed: %s", strerror(errno));
         if (pid == 0)
             _exit(atomic_load(&g_handler_failures) || churn((uint64_t)i + 9, 2000) ? 3 : 0);
-        failed += !child_ok(wait_child(pid));
+        failed += !child_ok(test_wait(pid));
     }
     atomic_store(&g_stop, 1);
     for (int i = 0; i < WORKERS; i++)
@@ -440,7 +425,7 @@ static void fork_in_handler(int big)
          * now (on the way out of setitimer), so g_in_child is final */
         int n = g_nforks;
         for (; reaped < n; reaped++)
-            failed += !child_ok(wait_child(g_pids[reaped]));
+            failed += !child_ok(test_wait(g_pids[reaped]));
     }
     for (int k = 0; k < SLOTS; k++)
         free(slots[k]);
@@ -579,7 +564,7 @@ START_TEST(test_fork_child_adopts)
         REQUIRE(pid >= 0, "fork failed: %s", strerror(errno));
         if (pid == 0)
             adopt_child();
-        st[k] = wait_child(pid);
+        st[k] = test_wait(pid);
     }
     pthread_barrier_wait(&g_adopt_done);
     for (int t = 0; t < ADOPT_THREADS; t++)
@@ -616,9 +601,5 @@ static Suite *fork_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(fork_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return test_run_suite(fork_suite());
 }

@@ -22,15 +22,9 @@
 #include <unistd.h>
 
 #include "hakmem.h"
+#include "test_util.h"
 
-#define REQUIRE(cond, ...)                                                           \
-    do {                                                                             \
-        if (!(cond))                                                                 \
-            ck_abort_msg(__VA_ARGS__);                                               \
-    } while (0)
 
-#define KiB ((size_t)1024)
-#define MiB (1024 * KiB)
 
 /* Keep the compiler from reasoning about the values. */
 static volatile size_t v_size_max = SIZE_MAX;
@@ -365,9 +359,5 @@ static Suite *glibc_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(glibc_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return test_run_suite(glibc_suite());
 }

@@ -60,6 +60,7 @@
 #include <unistd.h>
 
 #include "hakmem.h"
+#include "test_util.h"
 
 /* volatile: the compiler must not see (nor warn about, nor fold) the misuse */
 static void *volatile g_p;
@@ -89,23 +90,8 @@ static void run_child(void (*fn)(void), struct outcome *o)
         _exit(0); /* survived the misuse: the test fails */
     }
     close(fds[1]);
-    size_t len = 0;
-    /* Until EOF (the child exited); a child that hangs makes the test hang,
-     * which the Check timeout turns into a failure. */
-    for (;;) {
-        ssize_t n = read(fds[0], o->err + len, sizeof o->err - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        if (len == sizeof o->err - 1)
-            break;
-    }
-    o->err[len] = '\0';
-    close(fds[0]);
-    while (waitpid(pid, &o->status, 0) < 0 && errno == EINTR)
-        ;
+    test_read_all(fds[0], o->err, sizeof o->err);
+    o->status = test_wait(pid);
 }
 
 static const char *describe(const struct outcome *o, char *buf, size_t n)
@@ -1196,9 +1182,5 @@ int main(int argc, char **argv)
     tcase_add_test(tc, uaf_pool_flushed);
     suite_add_tcase(s, tc);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run_suite(s);
 }

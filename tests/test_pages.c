@@ -54,16 +54,10 @@
 #include <unistd.h>
 
 #include "hakmem.h"
+#include "test_util.h"
 #include "test_rng.h"
 
-#define REQUIRE(cond, ...)                                                           \
-    do {                                                                             \
-        if (!(cond))                                                                 \
-            ck_abort_msg(__VA_ARGS__);                                               \
-    } while (0)
 
-#define KiB ((size_t)1024)
-#define MiB (1024 * KiB)
 #define PAGE (4 * KiB)
 /* The documented large tier: above 52 KiB; runs up to 4 MiB, in run areas of
  * 8 MiB aligned to their size. */
@@ -824,9 +818,5 @@ int main(int argc, char **argv)
     tcase_add_test(tt, pool_large_phases_threads);
     tcase_add_test(tt, fork_while_purging);
     suite_add_tcase(s, tt);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run_suite(s);
 }

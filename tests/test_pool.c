@@ -45,6 +45,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "test_util.h"
+
 #define PURGE_DELAY_ENV "HAKMEM_PURGE_DELAY_MS"
 #define PURGE_DELAY_MS "3600000"
 
@@ -461,9 +463,5 @@ int main(int argc, char **argv)
     tcase_add_test(tc, churn_keeps_pages);
     tcase_add_test(tc, purge_after_delay);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run_suite(s);
 }

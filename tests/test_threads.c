@@ -34,18 +34,12 @@
 #include <unistd.h>
 
 #include "hakmem.h"
+#include "test_util.h"
 #include "test_rng.h"
 
 /* Like ck_assert_msg, but silent when it holds: every ck_assert* that passes
  * sends a message to Check's parent process, far too slow in inner loops. */
-#define REQUIRE(cond, ...)                                                           \
-    do {                                                                             \
-        if (!(cond))                                                                 \
-            ck_abort_msg(__VA_ARGS__);                                               \
-    } while (0)
 
-#define KiB ((size_t)1024)
-#define MiB (1024 * KiB)
 
 /* Sizes: mostly tiny, some pool, a few large. */
 static size_t pick_size(uint64_t *rng)
@@ -821,9 +815,5 @@ static Suite *threads_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(threads_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return test_run_suite(threads_suite());
 }
