@@ -32,11 +32,8 @@
 #include "hakmem.h"
 #include "test_util.h"
 
-/* Like ck_assert_msg, but silent when it holds: every ck_assert* that passes
- * sends a message to Check's parent process, far too slow in inner loops. */
 #define REQUIRE_PTR(p) REQUIRE((p) != NULL, "%s returned NULL (line %d)", #p, __LINE__)
 #define REQUIRE_TRUE(c) REQUIRE(c, "assertion %s failed (line %d)", #c, __LINE__)
-
 
 /* Tier boundaries as documented (tiny <= 1024 B < pool <= 52 KiB < large). */
 #define TINY_MAX ((size_t)1024)

@@ -37,9 +37,6 @@
 #include "test_util.h"
 #include "test_rng.h"
 
-/* Like ck_assert_msg, but silent when it holds: every ck_assert* that passes
- * sends a message to Check's parent process, far too slow in inner loops. */
-
 static size_t pick_size(uint64_t *rng)
 {
     uint64_t r = xs(rng);

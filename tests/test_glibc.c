@@ -24,8 +24,6 @@
 #include "hakmem.h"
 #include "test_util.h"
 
-
-
 /* Keep the compiler from reasoning about the values. */
 static volatile size_t v_size_max = SIZE_MAX;
 

@@ -57,7 +57,6 @@
 #include "test_util.h"
 #include "test_rng.h"
 
-
 #define PAGE (4 * KiB)
 /* The documented large tier: above 52 KiB; runs up to 4 MiB, in run areas of
  * 8 MiB aligned to their size. */

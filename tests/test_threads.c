@@ -37,10 +37,6 @@
 #include "test_util.h"
 #include "test_rng.h"
 
-/* Like ck_assert_msg, but silent when it holds: every ck_assert* that passes
- * sends a message to Check's parent process, far too slow in inner loops. */
-
-
 /* Sizes: mostly tiny, some pool, a few large. */
 static size_t pick_size(uint64_t *rng)
 {
