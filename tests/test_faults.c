@@ -197,16 +197,16 @@ static void exhaust(enum entry e, size_t size)
         if (++n > HOLD_MAX / 2)
             child_fail("%s(%zu) never failed under RLIMIT_AS", entry_name[e], size);
     }
-    CHILD_REQUIRE(err == ENOMEM, "%s(%zu) failed with %d (%s), not ENOMEM", entry_name[e], size, err,
-            strerror(err));
+    CHILD_REQUIRE(err == ENOMEM, "%s(%zu) failed with %d (%s), not ENOMEM", entry_name[e], size,
+                  err, strerror(err));
     for (int i = 0; i < 3; i++) {
         void *p = call(e, size, &err);
         if (p) { /* memory may come back (a cache, a purge): fine, keep going */
             hold(p);
             continue;
         }
-        CHILD_REQUIRE(err == ENOMEM, "%s(%zu) failed again with %d, not ENOMEM", entry_name[e], size,
-                err);
+        CHILD_REQUIRE(err == ENOMEM, "%s(%zu) failed again with %d, not ENOMEM", entry_name[e],
+                      size, err);
     }
 }
 
@@ -248,15 +248,16 @@ static void oom_child(void)
     /* realloc that needs memory fails and leaves the block as it was */
     errno = 0;
     char *q = realloc(tiny, 4 << 20);
-    CHILD_REQUIRE(q == NULL && errno == ENOMEM, "realloc(tiny, 4 MiB) = %p errno %d under the limit", q,
-            errno);
+    CHILD_REQUIRE(q == NULL && errno == ENOMEM,
+                  "realloc(tiny, 4 MiB) = %p errno %d under the limit", q, errno);
     errno = 0;
     q = realloc(large, 64 << 20);
-    CHILD_REQUIRE(q == NULL && errno == ENOMEM, "realloc(large, 64 MiB) = %p errno %d under the limit",
-            q, errno);
+    CHILD_REQUIRE(q == NULL && errno == ENOMEM,
+                  "realloc(large, 64 MiB) = %p errno %d under the limit", q, errno);
     errno = 0;
     q = hak_realloc(large, 64 << 20);
-    CHILD_REQUIRE(q == NULL && errno == ENOMEM, "hak_realloc(large, 64 MiB) = %p errno %d", q, errno);
+    CHILD_REQUIRE(q == NULL && errno == ENOMEM, "hak_realloc(large, 64 MiB) = %p errno %d", q,
+                  errno);
     for (int i = 0; i < 48; i++)
         CHILD_REQUIRE(tiny[i] == 0x11, "failed realloc damaged the tiny block");
     for (int i = 0; i < 200000; i += 97)
@@ -276,8 +277,8 @@ static void oom_child(void)
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
             int err;
             void *p = call((enum entry)e, sizes[i], &err);
-            CHILD_REQUIRE(p, "%s(%zu) failed after the limit was raised: %s", entry_name[e], sizes[i],
-                    strerror(err));
+            CHILD_REQUIRE(p, "%s(%zu) failed after the limit was raised: %s", entry_name[e],
+                          sizes[i], strerror(err));
             memset(p, 0x33, sizes[i]);
             free(p);
         }
